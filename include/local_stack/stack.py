@@ -1,0 +1,322 @@
+"""The local stack without Docker: a real PostgreSQL and a real S3 HTTP API on loopback.
+
+Both servers keep their state under ``.local/`` (git-ignored) and are stopped by the PID
+they wrote there. ``up`` is idempotent: a server that already answers is reused, a stale
+PID file is cleared, and a port held by a foreign process is reported, never killed.
+
+    python -m include.local_stack.stack up | down | status
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STATE_DIR = Path(os.environ.get("SPARKIFY_STATE_DIR", PROJECT_ROOT / ".local"))
+
+HOST = "127.0.0.1"
+PG_PORT = int(os.environ.get("SPARKIFY_PG_PORT", "8001"))
+S3_PORT = int(os.environ.get("SPARKIFY_S3_PORT", "8002"))
+PG_DATABASE = PG_USER = PG_PASSWORD = "sparkify"
+S3_BUCKET = os.environ.get("SPARKIFY_S3_BUCKET", "sparkify-local")
+
+
+class StackError(RuntimeError):
+    """A local server could not be started or reached; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    name: str
+    running: bool
+    pid: int | None
+    address: str
+
+
+def port_open(port: int, host: str = HOST, timeout: float = 0.3) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise StackError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _pg_bin_dir() -> Path | None:
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True
+    )
+    return next((c for c in candidates if (c / "initdb").exists()), None)
+
+
+def ensure_postgres_installed() -> Path:
+    """Return PostgreSQL's bin folder, installing Debian's package when it is missing."""
+    bin_dir = _pg_bin_dir()
+    if bin_dir:
+        return bin_dir
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise StackError(
+            "PostgreSQL is not installed and cannot be installed here: "
+            "run `apt-get install postgresql` as root (Debian/Ubuntu)."
+        )
+    print("Installing PostgreSQL from Debian's packages ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"],
+        check=True,
+        env=env,
+    )
+    bin_dir = _pg_bin_dir()
+    if not bin_dir:
+        raise StackError("apt-get installed postgresql but no /usr/lib/postgresql/*/bin/initdb")
+    return bin_dir
+
+
+def _as_postgres(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL tool as the `postgres` user when we are root (initdb refuses root)."""
+    if os.geteuid() == 0:
+        args = ["runuser", "-u", "postgres", "--", *args]
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs)
+
+
+def _postgres_can_reach(path: Path) -> bool:
+    if os.geteuid() != 0:
+        return True
+    probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(path)])
+    return probe.returncode == 0
+
+
+def pg_home() -> Path:
+    """Folder holding the cluster: ``.local/postgres``.
+
+    The `postgres` user must be able to walk into it. When a parent folder is private (a
+    clone under a mode-700 temp dir, say), the cluster lives in a private folder of the
+    system temp dir instead, and ``.local/postgres`` is a link to it.
+    """
+    home = STATE_DIR / "postgres"
+    if home.is_symlink() or home.exists():
+        return home.resolve()
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    if _postgres_can_reach(STATE_DIR):
+        home.mkdir()
+    else:
+        target = Path(tempfile.mkdtemp(prefix="sparkify-postgres-"))
+        target.chmod(0o755)
+        home.symlink_to(target)
+    if os.geteuid() == 0:
+        shutil.chown(home.resolve(), "postgres", "postgres")
+    return home.resolve()
+
+
+def _pg_pid(data_dir: Path) -> int | None:
+    pid_file = data_dir / "postmaster.pid"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(pid_file.read_text().splitlines()[0])
+    return None
+
+
+def postgres_status() -> ServerStatus:
+    data_dir = STATE_DIR / "postgres" / "data"
+    pid = _pg_pid(data_dir)
+    running = pid_alive(pid) and port_open(PG_PORT)
+    return ServerStatus("postgres", running, pid if running else None, f"{HOST}:{PG_PORT}")
+
+
+def start_postgres() -> ServerStatus:
+    status = postgres_status()
+    if status.running:
+        return status
+    if port_open(PG_PORT):
+        raise StackError(
+            f"port {PG_PORT} is in use by a process this project did not start; "
+            "stop it or set SPARKIFY_PG_PORT"
+        )
+    bin_dir = ensure_postgres_installed()
+    home = pg_home()
+    data_dir, run_dir = home / "data", home / "run"
+    if not (data_dir / "PG_VERSION").exists():
+        _as_postgres(
+            [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "-E", "UTF8",
+             "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256"]
+        )  # fmt: skip
+    _as_postgres(["mkdir", "-p", str(run_dir)])
+    stale = data_dir / "postmaster.pid"
+    if stale.exists() and not pid_alive(_pg_pid(data_dir)):
+        stale.unlink()
+    options = (
+        f"-c listen_addresses={HOST} -p {PG_PORT} -c unix_socket_directories={run_dir} "
+        "-c synchronous_commit=off -c max_connections=100"
+    )
+    try:
+        _as_postgres(
+            [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-l", str(home / "server.log"),
+             "-o", options, "-w", "-t", "60", "start"]
+        )  # fmt: skip
+    except subprocess.CalledProcessError as exc:
+        raise StackError(
+            f"PostgreSQL did not start: {exc.stderr.strip()} (log: {home / 'server.log'})"
+        ) from exc
+    _ensure_sparkify_database(bin_dir, run_dir)
+    return postgres_status()
+
+
+def _ensure_sparkify_database(bin_dir: Path, run_dir: Path) -> None:
+    psql = [str(bin_dir / "psql"), "-h", str(run_dir), "-p", str(PG_PORT), "-U", "postgres"]
+    psql += ["-v", "ON_ERROR_STOP=1", "-q", "-d", "postgres"]
+    role_sql = (
+        "DO $$ BEGIN "
+        f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_USER}') THEN "
+        f"CREATE ROLE {PG_USER} LOGIN PASSWORD '{PG_PASSWORD}' CREATEDB; END IF; END $$;"
+    )
+    _as_postgres([*psql, "-c", role_sql])
+    exists = _as_postgres(
+        [*psql, "-tA", "-c", f"SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'"]  # noqa: S608
+    )
+    if exists.stdout.strip() != "1":
+        _as_postgres([*psql, "-c", f"CREATE DATABASE {PG_DATABASE} OWNER {PG_USER}"])
+
+
+def stop_postgres() -> None:
+    data_dir = STATE_DIR / "postgres" / "data"
+    pid = _pg_pid(data_dir)
+    if not pid_alive(pid):
+        return
+    bin_dir = _pg_bin_dir()
+    if bin_dir:
+        _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"])
+    else:
+        _terminate(pid)
+
+
+# --------------------------------------------------------------------------- S3 API (moto)
+
+
+def _s3_pid_file() -> Path:
+    return STATE_DIR / "s3" / "moto.pid"
+
+
+def _read_pid(path: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError):
+        return int(path.read_text().strip())
+    return None
+
+
+def s3_status() -> ServerStatus:
+    pid = _read_pid(_s3_pid_file())
+    running = pid_alive(pid) and port_open(S3_PORT)
+    return ServerStatus("s3", running, pid if running else None, f"http://{HOST}:{S3_PORT}")
+
+
+def start_s3() -> ServerStatus:
+    status = s3_status()
+    if status.running:
+        return status
+    if port_open(S3_PORT):
+        raise StackError(
+            f"port {S3_PORT} is in use by a process this project did not start; "
+            "stop it or set SPARKIFY_S3_PORT"
+        )
+    moto_server = Path(sys.executable).with_name("moto_server")
+    if not moto_server.exists():
+        raise StackError(f"{moto_server} is missing: install the lock first (`make venv`)")
+    folder = _s3_pid_file().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "server.log", "ab") as log:
+        process = subprocess.Popen(
+            [str(moto_server), "-H", HOST, "-p", str(S3_PORT)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    _s3_pid_file().write_text(f"{process.pid}\n")
+    _wait_for(lambda: port_open(S3_PORT), 30, f"the S3 API on {HOST}:{S3_PORT}")
+    return s3_status()
+
+
+def stop_s3() -> None:
+    pid = _read_pid(_s3_pid_file())
+    if pid_alive(pid):
+        _terminate(pid)
+    _s3_pid_file().unlink(missing_ok=True)
+
+
+def _terminate(pid: int, timeout: float = 10) -> None:
+    os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(StackError):
+        _wait_for(lambda: not pid_alive(pid), timeout, f"process {pid} to stop")
+        return
+    os.kill(pid, signal.SIGKILL)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def up() -> list[ServerStatus]:
+    return [start_postgres(), start_s3()]
+
+
+def down() -> None:
+    stop_s3()
+    stop_postgres()
+
+
+def status() -> list[ServerStatus]:
+    return [postgres_status(), s3_status()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down", "status"])
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "down":
+            down()
+            print("local stack stopped")
+            return 0
+        servers = up() if args.command == "up" else status()
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for server in servers:
+        state = f"running (pid {server.pid})" if server.running else "stopped"
+        print(f"{server.name:9} {server.address:24} {state}")
+    return 0 if all(s.running for s in servers) or args.command == "status" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
