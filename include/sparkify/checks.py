@@ -1,0 +1,74 @@
+"""The default data quality suite of ``sparkify_etl``: every table, declared as data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STAR_TABLES = ("songplays", "users", "songs", "artists", "time")
+
+# The interval's plays in the fact table minus the interval's distinct NextSong events in
+# staging: 0 when nothing was lost (or duplicated) between the stages.
+RECONCILIATION_SQL = """
+SELECT (SELECT COUNT(*) FROM songplays
+         WHERE start_time >= %(interval_start)s AND start_time < %(interval_end)s)
+     - (SELECT COUNT(*) FROM (
+            SELECT DISTINCT userid, sessionid, iteminsession FROM staging_events
+             WHERE page = 'NextSong'
+               AND ts >= %(interval_start_ms)s AND ts < %(interval_end_ms)s) AS plays)
+"""
+
+
+def default_checks() -> list[dict[str, Any]]:
+    """Rows in every table, keys present and unique, references resolved, values sane."""
+    checks: list[dict[str, Any]] = [
+        {"name": f"{table}_has_rows", "table": table, "kind": "row_count_min", "min": 1}
+        for table in STAR_TABLES
+    ]
+    keys = {
+        "songplays": "songplay_id",
+        "users": "user_id",
+        "songs": "song_id",
+        "artists": "artist_id",
+        "time": "start_time",
+    }
+    for table, key in keys.items():
+        checks += [
+            {"name": f"{table}_key_not_null", "table": table, "kind": "not_null", "columns": [key]},
+            {"name": f"{table}_key_unique", "table": table, "kind": "unique", "columns": [key]},
+        ]
+    references = {
+        "user_id": "users.user_id",
+        "start_time": "time.start_time",
+        "song_id": "songs.song_id",
+        "artist_id": "artists.artist_id",
+    }
+    for column, reference in references.items():
+        checks.append(
+            {
+                "name": f"songplays_{column}_in_{reference.split('.')[0]}",
+                "table": "songplays",
+                "kind": "foreign_key",
+                "column": column,
+                "references": reference,
+                "interval_column": "start_time",
+            }
+        )
+    checks += [
+        {"name": "songplays_user_id_not_null", "table": "songplays", "kind": "not_null",
+         "columns": ["user_id", "start_time"], "interval_column": "start_time"},
+        {"name": "songplays_level_accepted", "table": "songplays", "kind": "accepted_values",
+         "column": "level", "values": ["free", "paid"], "interval_column": "start_time"},
+        {"name": "users_level_accepted", "table": "users", "kind": "accepted_values",
+         "column": "level", "values": ["free", "paid"]},
+        {"name": "time_hour_in_range", "table": "time", "kind": "value_range",
+         "column": "hour", "min": 0, "max": 23},
+        {"name": "time_weekday_in_range", "table": "time", "kind": "value_range",
+         "column": "weekday", "min": 0, "max": 6},
+        {"name": "time_month_in_range", "table": "time", "kind": "value_range",
+         "column": "month", "min": 1, "max": 12},
+        {"name": "songs_duration_positive", "table": "songs", "kind": "value_range",
+         "column": "duration", "min": 0},
+        {"name": "songplays_reconcile_with_staging", "table": "songplays",
+         "sql": RECONCILIATION_SQL, "expected": 0, "comparison": "=="},
+    ]  # fmt: skip
+    return checks

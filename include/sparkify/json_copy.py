@@ -1,0 +1,249 @@
+"""Stage JSON objects from S3 into a PostgreSQL table: concurrent GETs, one COPY.
+
+The staging path for PostgreSQL. Objects are fetched by a bounded pool of threads and
+parsed line by line (a file holds one JSON object per line; a song file holds one), each
+record is checked against the target table's columns, and the rows stream into a single
+``COPY ... FROM STDIN`` through a bounded queue, so memory does not grow with the input.
+
+Column ``c`` takes the JSON key whose lower-case form is ``c`` (``userId`` -> ``userid``),
+the mapping Redshift's ``FORMAT AS JSON 'auto ignorecase'`` uses, so both targets stage
+the same rows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+INTEGER_TYPES = {"smallint", "integer", "bigint"}
+FLOAT_TYPES = {"double precision", "real", "numeric"}
+TEXT_TYPES = {"character varying", "text", "character"}
+
+# Bytes of COPY text handed to the database at a time, and how many such chunks may wait.
+CHUNK_BYTES = 1 << 20
+QUEUE_CHUNKS = 16
+
+
+class StagingError(ValueError):
+    """A record could not be staged; the message names the object and line."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    data_type: str
+    nullable: bool
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    objects: int
+    rows: int
+
+
+def table_columns(cursor, schema: str, table: str) -> list[Column]:
+    """The table's columns in order, from the information schema."""
+    cursor.execute(
+        "SELECT column_name, data_type, is_nullable = 'YES' FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        (schema, table),
+    )
+    columns = [Column(name, data_type, nullable) for name, data_type, nullable in cursor]
+    if not columns:
+        raise StagingError(f"table {schema}.{table} does not exist (run create_tables first)")
+    unknown = [c for c in columns if c.data_type not in INTEGER_TYPES | FLOAT_TYPES | TEXT_TYPES]
+    if unknown:
+        raise StagingError(f"{schema}.{table}: unsupported staging column types {unknown}")
+    return columns
+
+
+def _escape(text: str) -> str:
+    # COPY's text format: backslash, tab, newline and carriage return must be escaped.
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return text
+
+
+def _converter(column: Column) -> Callable[[object], str]:
+    """A function turning a JSON value into the column's COPY text, or raising TypeError."""
+    if column.data_type in INTEGER_TYPES:
+
+        def to_integer(value: object) -> str:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{column.name} must be an integer, got {value!r}")
+            if isinstance(value, float) and not value.is_integer():
+                raise TypeError(f"{column.name} must be an integer, got {value!r}")
+            return str(int(value))
+
+        return to_integer
+    if column.data_type in FLOAT_TYPES:
+
+        def to_float(value: object) -> str:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{column.name} must be a number, got {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise TypeError(f"{column.name} must be a finite number, got {value!r}")
+            return repr(value)
+
+        return to_float
+
+    def to_text(value: object) -> str:
+        if isinstance(value, dict | list):
+            return _escape(json.dumps(value, ensure_ascii=False))
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return _escape(str(value))
+
+    return to_text
+
+
+class RowEncoder:
+    """Turns one JSON line into one line of COPY text for the given columns."""
+
+    def __init__(self, columns: Sequence[Column]) -> None:
+        self.columns = list(columns)
+        self._converters = [(c.name, c.nullable, _converter(c)) for c in self.columns]
+
+    def encode(self, line: bytes | str, where: str) -> str:
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise StagingError(f"{where}: malformed JSON ({exc})") from None
+        if not isinstance(record, dict):
+            raise StagingError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        values = {key.lower(): value for key, value in record.items()}
+        fields = []
+        for name, nullable, convert in self._converters:
+            value = values.get(name)
+            if value is None:
+                if not nullable:
+                    raise StagingError(f"{where}: required field {name!r} is missing or null")
+                fields.append("\\N")
+                continue
+            try:
+                fields.append(convert(value))
+            except TypeError as exc:
+                raise StagingError(f"{where}: {exc}") from None
+        return "\t".join(fields) + "\n"
+
+
+def encode_object(key: str, lines: Iterable[bytes], encoder: RowEncoder) -> Iterator[str]:
+    """COPY text lines for one object's JSON lines; blank lines are skipped."""
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            yield encoder.encode(line, f"{key} line {number}")
+
+
+class _QueueReader(io.RawIOBase):
+    """A file-like view of a queue of byte chunks, ended by ``None``: COPY's input."""
+
+    def __init__(self, chunks: queue.Queue) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._done and (size < 0 or len(self._buffer) < size):
+            chunk = self._chunks.get()
+            if chunk is None:
+                self._done = True
+            else:
+                self._buffer += chunk
+        if size < 0:
+            size = len(self._buffer)
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
+def copy_objects(
+    cursor,
+    table_sql: str,
+    columns: Sequence[Column],
+    keys: Sequence[str],
+    read_lines: Callable[[str], Iterable[bytes]],
+    max_workers: int = 32,
+) -> LoadResult:
+    """COPY every JSON line of ``keys`` into ``table_sql``; returns the counts.
+
+    ``read_lines(key)`` fetches one object and yields its lines (it runs in worker
+    threads). The first bad record stops the load with a ``StagingError``; the caller's
+    transaction then rolls back, so nothing half-loaded is left.
+    """
+    encoder = RowEncoder(columns)
+    chunks: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
+    rows = 0
+    rows_lock = threading.Lock()
+    failure: list[BaseException] = []
+    stop = threading.Event()
+
+    def stage(key: str) -> None:
+        nonlocal rows
+        if stop.is_set():
+            return
+        buffer: list[str] = []
+        size = count = 0
+        for text in encode_object(key, read_lines(key), encoder):
+            buffer.append(text)
+            size += len(text)
+            count += 1
+            if size >= CHUNK_BYTES:
+                chunks.put("".join(buffer).encode())
+                buffer, size = [], 0
+                if stop.is_set():
+                    return
+        if buffer:
+            chunks.put("".join(buffer).encode())
+        with rows_lock:
+            rows += count
+
+    def produce() -> None:
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(keys)))) as pool:
+                window = max_workers * 4
+                pending: list[Future] = []
+                for key in keys:
+                    pending.append(pool.submit(stage, key))
+                    if len(pending) >= window:
+                        pending.pop(0).result()
+                for future in pending:
+                    future.result()
+        except BaseException as exc:
+            failure.append(exc)
+            stop.set()
+        finally:
+            chunks.put(None)
+
+    producer = threading.Thread(target=produce, name="json-copy-producer", daemon=True)
+    producer.start()
+    reader = _QueueReader(chunks)
+    column_sql = ", ".join(f'"{c.name}"' for c in columns)
+    try:
+        cursor.copy_expert(f"COPY {table_sql} ({column_sql}) FROM STDIN", reader, size=CHUNK_BYTES)
+    except BaseException:
+        stop.set()
+        # Drain so that blocked workers can finish, then let the original error surface.
+        while producer.is_alive():
+            try:
+                chunks.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        raise
+    finally:
+        producer.join()
+    if failure:
+        raise failure[0]
+    return LoadResult(objects=len(keys), rows=rows)

@@ -1,0 +1,198 @@
+"""All SQL the operators run, built in one place.
+
+Queries live as ``.sql`` files in ``include/sql/``; this module reads them and wraps them
+in the statements that load a table. Table and column names are validated identifiers,
+quoted, never pasted input. Values travel as bind parameters (``%(name)s``).
+
+Every statement here runs on PostgreSQL and on Amazon Redshift alike: ``DELETE ... USING``
+instead of ``ON CONFLICT`` (Redshift has none), ``DELETE`` instead of ``TRUNCATE`` (on
+Redshift ``TRUNCATE`` commits the open transaction, which would break atomicity).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def identifier(name: str) -> str:
+    """Validate ``name`` as a lower-case SQL identifier and return it double-quoted.
+
+    Only ``[a-z_][a-z0-9_]*`` (at most 63 characters, PostgreSQL's limit) is accepted:
+    anything else raises ``ValueError`` naming the offending value.
+    """
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ValueError(
+            f"{name!r} is not a valid SQL identifier: use lower-case letters, digits and _, "
+            "starting with a letter or _, at most 63 characters"
+        )
+    return f'"{name}"'
+
+
+def qualified(schema: str, table: str) -> str:
+    """``"schema"."table"``, both parts validated."""
+    return f"{identifier(schema)}.{identifier(table)}"
+
+
+def column_list(columns: Sequence[str]) -> str:
+    if not columns:
+        raise ValueError("a load needs at least one column")
+    return ", ".join(identifier(c) for c in columns)
+
+
+@cache
+def read_sql(name: str) -> str:
+    """The text of ``include/sql/<name>.sql`` (``name`` is a plain file stem)."""
+    if not re.fullmatch(r"[a-z0-9_]+", name):
+        raise ValueError(f"{name!r} is not the name of a SQL file in {SQL_DIR}")
+    path = SQL_DIR / f"{name}.sql"
+    if not path.exists():
+        raise FileNotFoundError(f"no SQL file {path}")
+    return path.read_text(encoding="utf-8").strip().rstrip(";")
+
+
+def columns_probe(select_sql: str) -> str:
+    """A statement returning no rows whose cursor description names the query's columns."""
+    return f"SELECT * FROM ({select_sql}) AS src LIMIT 0"  # noqa: S608 - query from include/sql
+
+
+def insert_select(table: str, columns: Sequence[str], select_sql: str) -> str:
+    cols = column_list(columns)
+    return f"INSERT INTO {table} ({cols}) SELECT {cols} FROM ({select_sql}) AS src"  # noqa: S608
+
+
+def replace_interval(
+    table: str, interval_column: str, columns: Sequence[str], select_sql: str
+) -> list[str]:
+    """Statements replacing the rows of one data interval: delete them, insert the query.
+
+    Run in one transaction, a re-run of an interval neither duplicates nor loses rows.
+    The interval is ``%(interval_start)s`` (inclusive) to ``%(interval_end)s`` (exclusive).
+    """
+    column = identifier(interval_column)
+    delete = (
+        f"DELETE FROM {table} "  # noqa: S608 - validated identifiers
+        f"WHERE {column} >= %(interval_start)s AND {column} < %(interval_end)s"
+    )
+    return [delete, insert_select(table, columns, select_sql)]
+
+
+def truncate_insert(table: str, columns: Sequence[str], select_sql: str) -> list[str]:
+    """Statements replacing the whole table with the query's rows (atomic on both targets)."""
+    return [f"DELETE FROM {table}", insert_select(table, columns, select_sql)]  # noqa: S608
+
+
+def upsert(
+    table: str,
+    columns: Sequence[str],
+    select_sql: str,
+    key_columns: Sequence[str],
+    staging_name: str,
+    version_column: str | None = None,
+) -> list[str]:
+    """Statements merging the query's rows into ``table`` by ``key_columns``.
+
+    An incoming row replaces the stored row with the same key. With ``version_column``,
+    it does so only when it is at least as new: the stored row wins when it is newer, so
+    loading intervals in any order converges to the latest version of each key.
+    """
+    if not key_columns:
+        raise ValueError("an upsert needs key columns")
+    unknown = set(key_columns) - set(columns)
+    if version_column:
+        unknown |= {version_column} - set(columns)
+    if unknown:
+        raise ValueError(f"upsert columns {sorted(unknown)} are not in the query's columns")
+    staging = identifier(staging_name)
+
+    # Redshift's DELETE takes no alias for its target: qualify with the table itself.
+    def match(target: str) -> str:
+        return " AND ".join(f"{target}.{identifier(k)} = i.{identifier(k)}" for k in key_columns)
+
+    newer = ""
+    if version_column:
+        version = identifier(version_column)
+        newer = f" AND {table}.{version} <= i.{version}"
+    cols = column_list(columns)
+    return [
+        f"DROP TABLE IF EXISTS {staging}",
+        f"CREATE TEMPORARY TABLE {staging} AS SELECT {cols} FROM ({select_sql}) AS src",  # noqa: S608
+        f"DELETE FROM {table} USING {staging} AS i WHERE {match(table)}{newer}",  # noqa: S608
+        f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging} AS i "  # noqa: S608
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {match('t')})",
+        f"DROP TABLE {staging}",
+    ]
+
+
+def clear_table(table: str, dialect: str) -> str:
+    """Empty a staging table inside the load's transaction.
+
+    PostgreSQL's ``TRUNCATE`` is transactional and fast; Redshift's commits the open
+    transaction, so there a ``DELETE`` keeps the clear and the load atomic.
+    """
+    if dialect == "postgres":
+        return f"TRUNCATE {table}"
+    return f"DELETE FROM {table}"  # noqa: S608 - validated identifier
+
+
+def _literal(value: str, what: str) -> str:
+    """A single-quoted SQL literal for COPY's options (which take no bind parameters)."""
+    if not isinstance(value, str) or "'" in value or "\\" in value or not value.isprintable():
+        raise ValueError(f"{what} must be printable text without quotes or backslashes")
+    return f"'{value}'"
+
+
+def redshift_iam_role(role_arn: str) -> str:
+    if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", role_arn):
+        raise ValueError("iam_role must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+    return f"IAM_ROLE {_literal(role_arn, 'iam_role')}"
+
+
+def redshift_access_keys(access_key: str, secret_key: str, token: str | None = None) -> str:
+    parts = f"aws_access_key_id={access_key};aws_secret_access_key={secret_key}"
+    if token:
+        parts += f";token={token}"
+    return f"CREDENTIALS {_literal(parts, 'AWS credentials')}"
+
+
+def redshift_copy(
+    *,
+    table: str,
+    s3_url: str,
+    credentials: str,
+    json_paths: str = "auto ignorecase",
+    region: str | None = None,
+    max_errors: int = 0,
+) -> str:
+    """Redshift's native ``COPY`` of JSON objects under ``s3_url`` into ``table``.
+
+    ``json_paths`` is ``'auto'``, ``'auto ignorecase'`` or an ``s3://`` jsonpaths file.
+    Epoch-millisecond ``ts`` stays a BIGINT, so TIMEFORMAT only matters for timestamp
+    columns; it is set to the events' unit all the same.
+    """
+    if not (json_paths in ("auto", "auto ignorecase") or json_paths.startswith("s3://")):
+        raise ValueError("json_paths must be 'auto', 'auto ignorecase' or an s3:// jsonpaths file")
+    if not isinstance(max_errors, int) or max_errors < 0:
+        raise ValueError("max_errors must be a non-negative integer")
+    lines = [
+        f"COPY {table}",
+        f"FROM {_literal(s3_url, 's3_url')}",
+        credentials,
+        f"FORMAT AS JSON {_literal(json_paths, 'json_paths')}",
+    ]
+    if region:
+        if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region):
+            raise ValueError(f"{region!r} is not an AWS region name")
+        lines.append(f"REGION {_literal(region, 'region')}")
+    lines += [
+        "TIMEFORMAT 'epochmillisecs'",
+        f"MAXERROR {max_errors}",
+        "COMPUPDATE OFF STATUPDATE OFF",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+-- Every table of the warehouse. Idempotent (IF NOT EXISTS), and valid on PostgreSQL and
+-- Amazon Redshift alike: types both know, no SERIAL, no PostgreSQL-only syntax.
+-- VARCHAR lengths are in bytes on Redshift: titles run to ~150 non-ASCII characters.
+
+-- Staging: column names are the JSON keys in lower case, so Redshift's
+-- COPY ... FORMAT AS JSON 'auto ignorecase' and the PostgreSQL loader map them the same way.
+CREATE TABLE IF NOT EXISTS staging_events (
+    artist          VARCHAR(1024),
+    auth            VARCHAR(32),
+    firstname       VARCHAR(256),
+    gender          VARCHAR(8),
+    iteminsession   INTEGER,
+    lastname        VARCHAR(256),
+    length          DOUBLE PRECISION,
+    level           VARCHAR(16),
+    location        VARCHAR(1024),
+    method          VARCHAR(16),
+    page            VARCHAR(64),
+    registration    DOUBLE PRECISION,   -- epoch milliseconds
+    sessionid       INTEGER,
+    song            VARCHAR(1024),
+    status          INTEGER,
+    ts              BIGINT NOT NULL,    -- epoch milliseconds, UTC
+    useragent       VARCHAR(1024),
+    userid          VARCHAR(32)         -- digits, or '' when logged out
+);
+
+CREATE TABLE IF NOT EXISTS staging_songs (
+    num_songs           INTEGER,
+    artist_id           VARCHAR(32),
+    artist_latitude     DOUBLE PRECISION,
+    artist_longitude    DOUBLE PRECISION,
+    artist_location     VARCHAR(1024),
+    artist_name         VARCHAR(1024),
+    song_id             VARCHAR(32),
+    title               VARCHAR(1024),
+    duration            DOUBLE PRECISION,
+    year                INTEGER
+);
+
+-- Fact: one row per play. songplay_id is derived from the event's identity
+-- (userId, sessionId, itemInSession), so re-runs and any load order give the same ids.
+CREATE TABLE IF NOT EXISTS songplays (
+    songplay_id     VARCHAR(32) NOT NULL PRIMARY KEY,
+    start_time      TIMESTAMP NOT NULL,
+    user_id         INTEGER,
+    level           VARCHAR(16),
+    song_id         VARCHAR(32),
+    artist_id       VARCHAR(32),
+    session_id      INTEGER,
+    location        VARCHAR(1024),
+    user_agent      VARCHAR(1024)
+);
+
+CREATE TABLE IF NOT EXISTS users (
+    user_id         INTEGER NOT NULL PRIMARY KEY,
+    first_name      VARCHAR(256),
+    last_name       VARCHAR(256),
+    gender          VARCHAR(8),
+    level           VARCHAR(16),
+    last_play_at    TIMESTAMP NOT NULL  -- the play whose level this row keeps
+);
+
+CREATE TABLE IF NOT EXISTS songs (
+    song_id         VARCHAR(32) NOT NULL PRIMARY KEY,
+    title           VARCHAR(1024),
+    artist_id       VARCHAR(32),
+    year            INTEGER,            -- NULL when unknown (0 in the source)
+    duration        DOUBLE PRECISION
+);
+
+CREATE TABLE IF NOT EXISTS artists (
+    artist_id       VARCHAR(32) NOT NULL PRIMARY KEY,
+    name            VARCHAR(1024),
+    location        VARCHAR(1024),
+    latitude        DOUBLE PRECISION,
+    longitude       DOUBLE PRECISION
+);
+
+CREATE TABLE IF NOT EXISTS time (
+    start_time      TIMESTAMP NOT NULL PRIMARY KEY,
+    hour            SMALLINT,
+    day             SMALLINT,
+    week            SMALLINT,
+    month           SMALLINT,
+    year            SMALLINT,
+    weekday         SMALLINT            -- 0 = Sunday
+);
+
+-- One row per quality check per run: what was observed against what was expected.
+CREATE TABLE IF NOT EXISTS data_quality_results (
+    run_id          VARCHAR(256) NOT NULL,
+    check_name      VARCHAR(256) NOT NULL,
+    table_name      VARCHAR(256) NOT NULL,
+    passed          BOOLEAN NOT NULL,
+    observed        VARCHAR(1024),
+    expected        VARCHAR(1024),
+    checked_at      TIMESTAMP NOT NULL
+);

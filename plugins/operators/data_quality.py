@@ -1,0 +1,100 @@
+"""Run data quality checks declared as data; fail once, naming every failed check."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.exceptions import AirflowException
+from airflow.models import BaseOperator
+
+from include.sparkify import sql
+from include.sparkify.quality import CheckResult, compile_checks, failure_message
+from include.sparkify.warehouse import interval_parameters, transaction
+
+if TYPE_CHECKING:
+    from airflow.utils.context import Context
+
+
+class DataQualityOperator(BaseOperator):
+    """Run every check, record each result, and fail if any check failed.
+
+    Checks are dicts (see ``include/sparkify/quality.py`` for the kinds). Each runs in its
+    own statement, so a check whose SQL errors is reported as failed with the error, and
+    the others still run. Results go to ``results_table`` (run id, check, table, passed,
+    observed, expected, checked at); the task then fails with one message listing every
+    failed check with observed against expected.
+
+    :param conn_id: Airflow connection of the warehouse.
+    :param checks: the checks, one dict each. Templated.
+    :param schema: schema of the checked tables and of ``results_table``.
+    :param results_table: where results are recorded; ``None`` records nothing.
+    """
+
+    template_fields: Sequence[str] = ("checks",)
+    ui_color = "#89DA59"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        checks: Sequence[Mapping[str, Any]],
+        schema: str = "public",
+        results_table: str | None = "data_quality_results",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not checks:
+            raise ValueError("DataQualityOperator needs at least one check")
+        self.conn_id = conn_id
+        self.checks = list(checks)
+        self.schema = schema
+        self.results_table = results_table
+        compile_checks(self.checks, schema)  # fail at parse time on a malformed check
+
+    def run_checks(self, cursor: Any, parameters: Mapping[str, Any]) -> list[CheckResult]:
+        results = []
+        for check in compile_checks(self.checks, self.schema):
+            try:
+                cursor.execute(check.sql, {**parameters, **check.parameters})
+                row = cursor.fetchone()
+                observed = row[0] if row else None
+                passed = check.passes(observed)
+                shown = str(observed)
+            except Exception as exc:
+                cursor.connection.rollback()
+                passed, shown = False, f"error: {str(exc).strip().splitlines()[0]}"
+            result = CheckResult(check.name, check.table, passed, shown, check.describe_expected())
+            self.log.info(result.line())
+            results.append(result)
+        return results
+
+    def record(self, cursor: Any, run_id: str, results: Sequence[CheckResult]) -> None:
+        table = sql.qualified(self.schema, self.results_table)
+        checked_at = datetime.now(UTC).replace(tzinfo=None)
+        statement = (
+            f"INSERT INTO {table} "  # noqa: S608 - validated identifier
+            "(run_id, check_name, table_name, passed, observed, expected, checked_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+        )
+        cursor.executemany(
+            statement,
+            [
+                (run_id, r.name, r.table, r.passed, r.observed[:1024], r.expected, checked_at)
+                for r in results
+            ],
+        )
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        parameters = interval_parameters(
+            context["data_interval_start"], context["data_interval_end"]
+        )
+        with transaction(self.conn_id) as cursor:
+            results = self.run_checks(cursor, parameters)
+            if self.results_table:
+                self.record(cursor, context["run_id"], results)
+        if not all(r.passed for r in results):
+            raise AirflowException(failure_message(results))
+        self.log.info("All %s data quality checks passed", len(results))
+        return [r.__dict__ for r in results]

@@ -1,0 +1,200 @@
+"""Stage Sparkify's JSON from S3 into a warehouse staging table: a ``File`` in, a ``Table`` out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow.exceptions import AirflowException
+from airflow.models import BaseOperator
+
+from include.sparkify import sql
+from include.sparkify.s3_objects import (
+    MissingObjectsError,
+    existing_keys,
+    interval_keys,
+    line_reader,
+    list_keys,
+    parse_s3_url,
+)
+from include.sparkify.warehouse import transaction
+
+if TYPE_CHECKING:
+    from airflow.utils.context import Context
+    from astro.files import File
+    from astro.table import Table
+
+MissingPolicy = Literal["fail", "skip"]
+
+
+class StageToRedshiftOperator(BaseOperator):
+    """Copy JSON objects from S3 into a staging table, replacing what it held.
+
+    Two paths, picked by ``dialect``: on Redshift a native ``COPY ... FORMAT AS JSON``
+    runs inside the cluster; on PostgreSQL the objects are fetched concurrently and
+    streamed into one ``COPY ... FROM STDIN``. Either way the table is emptied and loaded
+    in one transaction: a failed load leaves the previous contents.
+
+    :param input_file: astro ``File`` naming the S3 prefix (``s3://bucket/log_data/``) and,
+        as its ``conn_id``, the AWS connection. Templated.
+    :param output_table: astro ``Table`` to load (``name``, ``conn_id`` of the warehouse,
+        ``metadata.schema``); it is also the task's outlet and its return value.
+    :param dialect: ``"postgres"`` or ``"redshift"``.
+    :param key_template: strftime template of the daily files, e.g.
+        ``log_data/%Y/%m/%Y-%m-%d-events.json``: only the days of the run's data interval
+        are staged. ``None`` stages every ``.json`` object under the prefix.
+    :param missing_keys: what to do when some daily file of the interval is absent:
+        ``"fail"`` (default) or ``"skip"`` (log it and stage the others).
+    :param max_workers: concurrent S3 GETs on the PostgreSQL path.
+    :param json_paths: Redshift ``FORMAT AS JSON`` argument: ``'auto ignorecase'`` (the
+        default, keys match columns case-insensitively) or an ``s3://`` jsonpaths file.
+    :param region: Redshift ``REGION`` of the bucket (default: the AWS connection's).
+    :param max_errors: Redshift ``MAXERROR``: bad records tolerated before COPY fails.
+    """
+
+    template_fields: Sequence[str] = ("input_file", "key_template")
+    ui_color = "#358140"
+
+    def __init__(
+        self,
+        *,
+        input_file: File,
+        output_table: Table,
+        dialect: Literal["postgres", "redshift"] = "postgres",
+        key_template: str | None = None,
+        missing_keys: MissingPolicy = "fail",
+        max_workers: int = 32,
+        json_paths: str = "auto ignorecase",
+        region: str | None = None,
+        max_errors: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("outlets", [output_table])
+        super().__init__(**kwargs)
+        if dialect not in ("postgres", "redshift"):
+            raise ValueError(f"dialect must be 'postgres' or 'redshift', not {dialect!r}")
+        if missing_keys not in ("fail", "skip"):
+            raise ValueError(f"missing_keys must be 'fail' or 'skip', not {missing_keys!r}")
+        self.input_file = input_file
+        self.output_table = output_table
+        self.dialect = dialect
+        self.key_template = key_template
+        self.missing_keys = missing_keys
+        self.max_workers = max_workers
+        self.json_paths = json_paths
+        self.region = region
+        self.max_errors = max_errors
+
+    # ------------------------------------------------------------------ planning
+
+    @property
+    def schema(self) -> str:
+        return self.output_table.metadata.schema or "public"
+
+    def _s3_client(self) -> Any:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from botocore.config import Config
+
+        config = Config(
+            max_pool_connections=max(10, self.max_workers),
+            retries={"max_attempts": 5, "mode": "standard"},
+        )
+        return S3Hook(aws_conn_id=self.input_file.conn_id, config=config).get_conn()
+
+    def plan_keys(self, client: Any, context: Context) -> list[str]:
+        """The object keys this run stages; raises when there is nothing to stage."""
+        bucket, prefix = parse_s3_url(self.input_file.path)
+        where = f"s3://{bucket}/{prefix}"
+        if self.key_template is None:
+            keys = list_keys(client, bucket, prefix)
+            if not keys:
+                raise MissingObjectsError(f"no .json objects under {where}: nothing to stage")
+            return keys
+        start, end = context["data_interval_start"], context["data_interval_end"]
+        wanted = interval_keys(self.key_template, start, end)
+        keys, missing = existing_keys(client, bucket, wanted)
+        if missing:
+            listed = ", ".join(f"s3://{bucket}/{k}" for k in missing)
+            message = f"data interval {start} to {end}: missing log file(s) {listed}"
+            if self.missing_keys == "fail":
+                raise MissingObjectsError(
+                    message + " (set missing_keys='skip' to stage the days that exist)"
+                )
+            self.log.warning("%s; skipped as configured", message)
+        return keys
+
+    # ------------------------------------------------------------------ loading
+
+    def execute(self, context: Context) -> Table:
+        client = self._s3_client()
+        bucket, _ = parse_s3_url(self.input_file.path)
+        keys = self.plan_keys(client, context)
+        table = sql.qualified(self.schema, self.output_table.name)
+        started = time.monotonic()
+        with transaction(self.output_table.conn_id) as cursor:
+            cursor.execute(sql.clear_table(table, self.dialect))
+            if not keys:
+                rows = 0
+            elif self.dialect == "redshift":
+                rows = self._copy_on_redshift(cursor, table, bucket, keys)
+            else:
+                rows = self._copy_on_postgres(cursor, table, client, bucket, keys)
+        self.log.info(
+            "Staged %s rows from %s object(s) of s3://%s into %s in %.1f s",
+            rows, len(keys), bucket, table, time.monotonic() - started,
+        )  # fmt: skip
+        return self.output_table
+
+    def _copy_on_postgres(
+        self, cursor: Any, table: str, client: Any, bucket: str, keys: list[str]
+    ) -> int:
+        from include.sparkify.json_copy import StagingError, copy_objects, table_columns
+
+        columns = table_columns(cursor, self.schema, self.output_table.name)
+        try:
+            result = copy_objects(
+                cursor, table, columns, keys, line_reader(client, bucket), self.max_workers
+            )
+        except StagingError as exc:
+            raise AirflowException(f"staging into {table} failed: s3://{bucket}/{exc}") from exc
+        return result.rows
+
+    def _copy_on_redshift(self, cursor: Any, table: str, bucket: str, keys: list[str]) -> int:
+        credentials = self._redshift_credentials()
+        whole_prefix = self.key_template is None
+        _, prefix = parse_s3_url(self.input_file.path)
+        sources = [prefix] if whole_prefix else keys
+        rows = 0
+        for source in sources:
+            statement = sql.redshift_copy(
+                table=table,
+                s3_url=f"s3://{bucket}/{source}",
+                credentials=credentials,
+                json_paths=self.json_paths,
+                region=self.region or self._aws_region(),
+                max_errors=self.max_errors,
+            )
+            self.log.info("Running: %s", statement.replace(credentials, "<credentials>"))
+            cursor.execute(statement)
+            cursor.execute("SELECT pg_last_copy_count()")
+            rows += cursor.fetchone()[0]
+        return rows
+
+    def _aws_region(self) -> str | None:
+        from airflow.hooks.base import BaseHook
+
+        extra = BaseHook.get_connection(self.input_file.conn_id).extra_dejson
+        return extra.get("region_name")
+
+    def _redshift_credentials(self) -> str:
+        """``IAM_ROLE '...'`` from the warehouse connection's extra, else the AWS keys."""
+        from airflow.hooks.base import BaseHook
+
+        warehouse = BaseHook.get_connection(self.output_table.conn_id).extra_dejson
+        if warehouse.get("iam_role"):
+            return sql.redshift_iam_role(warehouse["iam_role"])
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        keys = S3Hook(aws_conn_id=self.input_file.conn_id).get_credentials()
+        return sql.redshift_access_keys(keys.access_key, keys.secret_key, keys.token)
