@@ -35,10 +35,15 @@ def _import_errors():
     with _no_backends():
         dag_bag = DagBag(include_examples=False)
     root = os.environ.get("AIRFLOW_HOME", os.getcwd())
-    return [(os.path.relpath(path, root), error.strip()) for path, error in dag_bag.import_errors.items()]
+    return [
+        (os.path.relpath(path, root), error.strip())
+        for path, error in dag_bag.import_errors.items()
+    ]
 
 
-@pytest.mark.parametrize("rel_path,error", _import_errors() or [(None, None)], ids=lambda v: str(v)[:60])
+@pytest.mark.parametrize(
+    "rel_path,error", _import_errors() or [(None, None)], ids=lambda v: str(v)[:60]
+)
 def test_file_imports(rel_path, error):
     if rel_path and error:
         raise Exception(f"{rel_path} failed to import:\n{error}")

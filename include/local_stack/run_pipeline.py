@@ -46,10 +46,9 @@ def log_days(folder: Path) -> list[date]:
 
 def backfill_command(start: date, end: date, dag_id: str = DAG_ID) -> list[str]:
     """``airflow dags backfill`` of [start, end], both days included, run anew."""
-    return [
-        sys.executable, "-m", "airflow", "dags", "backfill", "-s", start.isoformat(), "-e", end.isoformat(),
-        "--reset-dagruns", "-y", dag_id,
-    ]  # fmt: skip
+    airflow = [sys.executable, "-m", "airflow"]
+    dates = ["-s", start.isoformat(), "-e", end.isoformat()]
+    return [*airflow, "dags", "backfill", *dates, "--reset-dagruns", "-y", dag_id]
 
 
 def backfill_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -65,7 +64,9 @@ def backfill_environment(environ: dict[str, str] | None = None) -> dict[str, str
     return env
 
 
-def run_backfill(start: date, end: date, log_path: Path, environ: dict[str, str] | None = None) -> int:
+def run_backfill(
+    start: date, end: date, log_path: Path, environ: dict[str, str] | None = None
+) -> int:
     """Run the backfill, its output to ``log_path``, progress lines to stdout."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", encoding="utf-8") as log:
