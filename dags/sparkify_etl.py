@@ -74,12 +74,15 @@ def sparkify_etl() -> None:
         output_table=warehouse_table("staging_events"),
         dialect=TARGET.dialect,
         key_template=LOG_KEY_TEMPLATE,
+        # A few broken lines go to staging_rejects; more than this fails the run.
+        max_rejects=100,
     )
     stage_songs = StageToRedshiftOperator(
         task_id="stage_songs",
         input_file=File(f"s3://{TARGET.s3_bucket}/{SONG_PREFIX}", conn_id=TARGET.aws_conn_id),
         output_table=warehouse_table("staging_songs"),
         dialect=TARGET.dialect,
+        max_rejects=10,
     )
     load_songplays = LoadFactOperator(
         task_id="load_songplays_fact_table",

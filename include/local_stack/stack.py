@@ -149,8 +149,13 @@ def _pg_pid(data_dir: Path) -> int | None:
     return None
 
 
+def _pg_data_dir() -> Path:
+    # Resolved: the `postgres` user may not be able to walk a link's parent folders.
+    return (STATE_DIR / "postgres").resolve() / "data"
+
+
 def postgres_status() -> ServerStatus:
-    data_dir = STATE_DIR / "postgres" / "data"
+    data_dir = _pg_data_dir()
     pid = _pg_pid(data_dir)
     running = pid_alive(pid) and port_open(PG_PORT)
     return ServerStatus("postgres", running, pid if running else None, f"{HOST}:{PG_PORT}")
@@ -211,7 +216,7 @@ def _ensure_sparkify_database(bin_dir: Path, run_dir: Path) -> None:
 
 
 def stop_postgres() -> None:
-    data_dir = STATE_DIR / "postgres" / "data"
+    data_dir = _pg_data_dir()
     pid = _pg_pid(data_dir)
     if not pid_alive(pid):
         return

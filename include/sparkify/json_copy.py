@@ -34,11 +34,73 @@ class StagingError(ValueError):
     """A record could not be staged; the message names the object and line."""
 
 
+class RecordError(StagingError):
+    """One bad record: ``where`` (object and line) and ``reason``, kept apart for rejects."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+class TooManyRejectsError(StagingError):
+    """More bad records than the load tolerates; the message names the first ones."""
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
     data_type: str
     nullable: bool
+    max_length: int | None = None
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A record that was not staged, and why."""
+
+    source_key: str
+    line_number: int
+    reason: str
+    raw_line: str
+
+
+# A rejected line is kept whole up to this many characters (Redshift's VARCHAR maximum).
+REJECT_LINE_CHARS = 65535
+
+
+class RejectCollector:
+    """Collects bad records from worker threads; raises once there are too many.
+
+    :param max_rejects: how many bad records the load tolerates (like Redshift's MAXERROR);
+        one more raises ``TooManyRejectsError`` naming the first offenders.
+    """
+
+    def __init__(self, max_rejects: int) -> None:
+        if max_rejects < 0:
+            raise ValueError("max_rejects must be >= 0")
+        self.max_rejects = max_rejects
+        self._rejects: list[Reject] = []
+        self._lock = threading.Lock()
+
+    def add(self, key: str, line_number: int, error: RecordError, line: bytes | str) -> None:
+        raw = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+        reject = Reject(key, line_number, error.reason, raw[:REJECT_LINE_CHARS])
+        with self._lock:
+            self._rejects.append(reject)
+            too_many = len(self._rejects) > self.max_rejects
+        if too_many:
+            offenders = "; ".join(
+                f"{r.source_key} line {r.line_number}: {r.reason}" for r in self.rejects[:5]
+            )
+            raise TooManyRejectsError(
+                f"more than {self.max_rejects} bad record(s) (max_rejects); first: {offenders}"
+            )
+
+    @property
+    def rejects(self) -> list[Reject]:
+        with self._lock:
+            return sorted(self._rejects, key=lambda r: (r.source_key, r.line_number))
 
 
 @dataclass(frozen=True)
@@ -50,11 +112,12 @@ class LoadResult:
 def table_columns(cursor, schema: str, table: str) -> list[Column]:
     """The table's columns in order, from the information schema."""
     cursor.execute(
-        "SELECT column_name, data_type, is_nullable = 'YES' FROM information_schema.columns "
+        "SELECT column_name, data_type, is_nullable = 'YES', character_maximum_length "
+        "FROM information_schema.columns "
         "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
         (schema, table),
     )
-    columns = [Column(name, data_type, nullable) for name, data_type, nullable in cursor]
+    columns = [Column(*row) for row in cursor]
     if not columns:
         raise StagingError(f"table {schema}.{table} does not exist (run create_tables first)")
     unknown = [c for c in columns if c.data_type not in INTEGER_TYPES | FLOAT_TYPES | TEXT_TYPES]
@@ -100,10 +163,17 @@ def _converter(column: Column) -> Callable[[object], str]:
 
     def to_text(value: object) -> str:
         if isinstance(value, dict | list):
-            return _escape(json.dumps(value, ensure_ascii=False))
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return _escape(str(value))
+            text = json.dumps(value, ensure_ascii=False)
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = str(value)
+        if column.max_length is not None and len(text) > column.max_length:
+            raise TypeError(
+                f"{column.name} is {len(text):,} characters, "
+                f"longer than the column's {column.max_length:,}"
+            )
+        return _escape(text)
 
     return to_text
 
@@ -119,30 +189,44 @@ class RowEncoder:
         try:
             record = json.loads(line)
         except ValueError as exc:
-            raise StagingError(f"{where}: malformed JSON ({exc})") from None
+            raise RecordError(where, f"malformed JSON ({exc})") from None
         if not isinstance(record, dict):
-            raise StagingError(f"{where}: expected a JSON object, got {type(record).__name__}")
+            raise RecordError(where, f"expected a JSON object, got {type(record).__name__}")
         values = {key.lower(): value for key, value in record.items()}
         fields = []
         for name, nullable, convert in self._converters:
             value = values.get(name)
             if value is None:
                 if not nullable:
-                    raise StagingError(f"{where}: required field {name!r} is missing or null")
+                    raise RecordError(where, f"required field {name!r} is missing or null")
                 fields.append("\\N")
                 continue
             try:
                 fields.append(convert(value))
             except TypeError as exc:
-                raise StagingError(f"{where}: {exc}") from None
+                raise RecordError(where, str(exc)) from None
         return "\t".join(fields) + "\n"
 
 
-def encode_object(key: str, lines: Iterable[bytes], encoder: RowEncoder) -> Iterator[str]:
-    """COPY text lines for one object's JSON lines; blank lines are skipped."""
+def encode_object(
+    key: str,
+    lines: Iterable[bytes],
+    encoder: RowEncoder,
+    rejects: RejectCollector | None = None,
+) -> Iterator[str]:
+    """COPY text lines for one object's JSON lines; blank lines are skipped.
+
+    A bad record raises ``RecordError``, or, given ``rejects``, is set aside there.
+    """
     for number, line in enumerate(lines, start=1):
-        if line.strip():
+        if not line.strip():
+            continue
+        try:
             yield encoder.encode(line, f"{key} line {number}")
+        except RecordError as error:
+            if rejects is None:
+                raise
+            rejects.add(key, number, error, line)
 
 
 class _QueueReader(io.RawIOBase):
@@ -176,12 +260,15 @@ def copy_objects(
     keys: Sequence[str],
     read_lines: Callable[[str], Iterable[bytes]],
     max_workers: int = 32,
+    rejects: RejectCollector | None = None,
 ) -> LoadResult:
     """COPY every JSON line of ``keys`` into ``table_sql``; returns the counts.
 
     ``read_lines(key)`` fetches one object and yields its lines (it runs in worker
-    threads). The first bad record stops the load with a ``StagingError``; the caller's
-    transaction then rolls back, so nothing half-loaded is left.
+    threads). Without ``rejects`` the first bad record stops the load with a
+    ``StagingError``; with it, bad records are collected until there are more than it
+    tolerates. When the load stops, the caller's transaction rolls back, so nothing
+    half-loaded is left.
     """
     encoder = RowEncoder(columns)
     chunks: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
@@ -196,7 +283,7 @@ def copy_objects(
             return
         buffer: list[str] = []
         size = count = 0
-        for text in encode_object(key, read_lines(key), encoder):
+        for text in encode_object(key, read_lines(key), encoder, rejects):
             buffer.append(text)
             size += len(text)
             count += 1

@@ -196,3 +196,20 @@ def redshift_copy(
         "COMPUPDATE OFF STATUPDATE OFF",
     ]
     return "\n".join(lines)
+
+
+def delete_run_rejects(rejects_table: str) -> str:
+    """Forget a run's earlier rejects for one table (bind: run_id, table_name)."""
+    return (
+        f"DELETE FROM {rejects_table} "  # noqa: S608 - validated identifier
+        "WHERE run_id = %(run_id)s AND table_name = %(table_name)s"
+    )
+
+
+def insert_reject(rejects_table: str) -> str:
+    """One set-aside record (positional binds, for executemany)."""
+    return (
+        f"INSERT INTO {rejects_table} "  # noqa: S608 - validated identifier
+        "(run_id, table_name, source_key, line_number, reason, raw_line, rejected_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    )

@@ -87,6 +87,18 @@ CREATE TABLE IF NOT EXISTS time (
     weekday         SMALLINT            -- 0 = Sunday
 );
 
+-- Records the staging step set aside (malformed JSON, wrong types, missing fields, values
+-- too long), with where they came from; a re-run of a run replaces its own rows.
+CREATE TABLE IF NOT EXISTS staging_rejects (
+    run_id          VARCHAR(256) NOT NULL,
+    table_name      VARCHAR(256) NOT NULL,
+    source_key      VARCHAR(1024) NOT NULL,
+    line_number     INTEGER NOT NULL,
+    reason          VARCHAR(1024) NOT NULL,
+    raw_line        VARCHAR(65535),     -- the line as read, cut at 65,535 characters
+    rejected_at     TIMESTAMP NOT NULL
+);
+
 -- One row per quality check per run: what was observed against what was expected.
 CREATE TABLE IF NOT EXISTS data_quality_results (
     run_id          VARCHAR(256) NOT NULL,

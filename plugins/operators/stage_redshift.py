@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.exceptions import AirflowException
@@ -50,7 +51,14 @@ class StageToRedshiftOperator(BaseOperator):
     :param json_paths: Redshift ``FORMAT AS JSON`` argument: ``'auto ignorecase'`` (the
         default, keys match columns case-insensitively) or an ``s3://`` jsonpaths file.
     :param region: Redshift ``REGION`` of the bucket (default: the AWS connection's).
-    :param max_errors: Redshift ``MAXERROR``: bad records tolerated before COPY fails.
+    :param max_rejects: bad records tolerated before the load fails (default 0). On
+        PostgreSQL each one (malformed JSON, a wrong type, a missing required field, a
+        value too long) is set aside in ``rejects_table`` with its object, line, reason
+        and raw text while the good rows load; one more than this fails the task naming
+        the first offenders. On Redshift it is COPY's ``MAXERROR`` (rejects land in
+        ``STL_LOAD_ERRORS``).
+    :param rejects_table: table of set-aside records (PostgreSQL path), in the schema of
+        ``output_table``.
     """
 
     template_fields: Sequence[str] = ("input_file", "key_template")
@@ -67,7 +75,8 @@ class StageToRedshiftOperator(BaseOperator):
         max_workers: int = 32,
         json_paths: str = "auto ignorecase",
         region: str | None = None,
-        max_errors: int = 0,
+        max_rejects: int = 0,
+        rejects_table: str = "staging_rejects",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [output_table])
@@ -84,7 +93,10 @@ class StageToRedshiftOperator(BaseOperator):
         self.max_workers = max_workers
         self.json_paths = json_paths
         self.region = region
-        self.max_errors = max_errors
+        if not isinstance(max_rejects, int) or max_rejects < 0:
+            raise ValueError(f"max_rejects must be a non-negative integer, not {max_rejects!r}")
+        self.max_rejects = max_rejects
+        self.rejects_table = rejects_table
 
     # ------------------------------------------------------------------ planning
 
@@ -139,7 +151,9 @@ class StageToRedshiftOperator(BaseOperator):
             elif self.dialect == "redshift":
                 rows = self._copy_on_redshift(cursor, table, bucket, keys)
             else:
-                rows = self._copy_on_postgres(cursor, table, client, bucket, keys)
+                rows = self._copy_on_postgres(
+                    cursor, table, client, bucket, keys, context["run_id"]
+                )
         self.log.info(
             "Staged %s rows from %s object(s) of s3://%s into %s in %.1f s",
             rows, len(keys), bucket, table, time.monotonic() - started,
@@ -147,18 +161,52 @@ class StageToRedshiftOperator(BaseOperator):
         return self.output_table
 
     def _copy_on_postgres(
-        self, cursor: Any, table: str, client: Any, bucket: str, keys: list[str]
+        self, cursor: Any, table: str, client: Any, bucket: str, keys: list[str], run_id: str
     ) -> int:
-        from include.sparkify.json_copy import StagingError, copy_objects, table_columns
+        from include.sparkify.json_copy import (
+            RejectCollector,
+            StagingError,
+            copy_objects,
+            table_columns,
+        )
 
         columns = table_columns(cursor, self.schema, self.output_table.name)
+        rejects = RejectCollector(self.max_rejects)
         try:
             result = copy_objects(
-                cursor, table, columns, keys, line_reader(client, bucket), self.max_workers
-            )
+                cursor, table, columns, keys, line_reader(client, bucket), self.max_workers,
+                rejects=rejects,
+            )  # fmt: skip
         except StagingError as exc:
-            raise AirflowException(f"staging into {table} failed: s3://{bucket}/{exc}") from exc
+            raise AirflowException(
+                f"staging s3://{bucket}/ into {table} failed, nothing was loaded: {exc}"
+            ) from exc
+        self._record_rejects(cursor, run_id, rejects.rejects)
+        if rejects.rejects:
+            self.log.warning(
+                "Set aside %s bad record(s) in %s, first: %s line %s: %s",
+                len(rejects.rejects), self.rejects_table, rejects.rejects[0].source_key,
+                rejects.rejects[0].line_number, rejects.rejects[0].reason,
+            )  # fmt: skip
         return result.rows
+
+    def _record_rejects(self, cursor: Any, run_id: str, rejects: list) -> None:
+        """Replace this run's rejects for this table (a re-run does not pile them up)."""
+        rejects_table = sql.qualified(self.schema, self.rejects_table)
+        cursor.execute(
+            sql.delete_run_rejects(rejects_table),
+            {"run_id": run_id, "table_name": self.output_table.name},
+        )
+        if rejects:
+            now = datetime.now(UTC).replace(tzinfo=None)
+            cursor.executemany(
+                sql.insert_reject(rejects_table),
+                [
+                    (run_id, self.output_table.name, r.source_key, r.line_number,
+                     r.reason[:1024], r.raw_line, now)
+                    for r in rejects
+                ],
+            )  # fmt: skip
 
     def _copy_on_redshift(self, cursor: Any, table: str, bucket: str, keys: list[str]) -> int:
         credentials = self._redshift_credentials()
@@ -173,7 +221,7 @@ class StageToRedshiftOperator(BaseOperator):
                 credentials=credentials,
                 json_paths=self.json_paths,
                 region=self.region or self._aws_region(),
-                max_errors=self.max_errors,
+                max_errors=self.max_rejects,
             )
             self.log.info("Running: %s", statement.replace(credentials, "<credentials>"))
             cursor.execute(statement)

@@ -30,7 +30,7 @@ def test_every_dag_has_tags_and_retries(dag_bag):
 
 
 def test_sparkify_etl_default_args_and_schedule(dag_bag):
-    dag = dag_bag.get_dag("sparkify_etl")
+    dag = dag_bag.dags["sparkify_etl"]
     args = dag.default_args
     assert args["owner"] == "sparkify"
     assert args["depends_on_past"] is False
@@ -45,7 +45,7 @@ def test_sparkify_etl_default_args_and_schedule(dag_bag):
 
 
 def test_sparkify_etl_reads_like_its_diagram(dag_bag):
-    dag = dag_bag.get_dag("sparkify_etl")
+    dag = dag_bag.dags["sparkify_etl"]
     downstream = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
     dimensions = [
         "load_artist_dim_table",
@@ -66,7 +66,7 @@ def test_sparkify_etl_reads_like_its_diagram(dag_bag):
 
 
 def test_dimension_modes_and_staging_inputs(dag_bag):
-    dag = dag_bag.get_dag("sparkify_etl")
+    dag = dag_bag.dags["sparkify_etl"]
     modes = {t.table: t.mode for t in dag.tasks if t.task_type == "LoadDimensionOperator"}
     assert modes == {
         "users": "upsert",
@@ -82,7 +82,7 @@ def test_dimension_modes_and_staging_inputs(dag_bag):
 
 
 def test_loaded_tables_are_dataset_outlets(dag_bag):
-    dag = dag_bag.get_dag("sparkify_etl")
+    dag = dag_bag.dags["sparkify_etl"]
     outlets = {o.name for t in dag.tasks for o in t.outlets}
     assert {
         "staging_events",

@@ -64,9 +64,8 @@ def operator(prefix: str, table: str, **kwargs) -> StageToRedshiftOperator:
 
 
 def run(op: StageToRedshiftOperator, start: datetime = DAY1, hours: int = 24):
-    return op.execute(
-        {"data_interval_start": start, "data_interval_end": start + timedelta(hours=hours)}
-    )
+    end = start + timedelta(hours=hours)
+    return op.execute({"data_interval_start": start, "data_interval_end": end, "run_id": "test"})
 
 
 def lines(path: Path) -> list[dict]:
@@ -144,7 +143,9 @@ def test_malformed_line_names_file_and_line_and_keeps_the_table(sample, s3, ware
     try:
         with pytest.raises(
             AirflowException,
-            match=rf"s3://{BUCKET}/{broken} line 1: malformed JSON".replace(".json", r"\.json"),
+            match=rf"nothing was loaded: .*{broken} line 1: malformed JSON".replace(
+                ".json", r"\.json"
+            ),
         ):
             run(operator("song_data/", "staging_songs"))
     finally:
@@ -164,3 +165,80 @@ def test_wrong_password_names_the_connection(s3, warehouse, monkeypatch):
         r"sparkify_test_stage\).*password",
     ):
         run(operator("song_data/", "staging_songs"))
+
+
+def event(ts: int, **fields) -> dict:
+    base = {
+        "artist": "Beyoncé", "auth": "Logged In", "firstName": "Zoë", "gender": "F",
+        "itemInSession": 0, "lastName": "O'Hara", "length": 201.5, "level": "free",
+        "location": "Ĺódź, PL", "method": "PUT", "page": "NextSong",
+        "registration": 1540000000000.0, "sessionId": 7, "song": 'Say "Yes" & go; now',
+        "status": 200, "ts": ts, "userAgent": '"Mozilla/5.0"', "userId": "42",
+    }  # fmt: skip
+    return {**base, **fields}
+
+
+def test_bad_records_are_set_aside_and_good_rows_load(s3, warehouse):
+    good = [event(1541030400000 + n, itemInSession=n) for n in range(3)]
+    mixed_lines = [
+        json.dumps(event(1541030500000, itemInSession=10), ensure_ascii=False),  # 1 good
+        '{"artist": "x", "ts": ',  # 2 malformed
+        json.dumps(event("soon", itemInSession=11)),  # 3 non-numeric ts
+        json.dumps({k: v for k, v in event(0).items() if k != "ts"}),  # 4 no ts
+        json.dumps(event(1541030600000, userAgent="A" * 1_000_000)),  # 5 a 1 MB line
+        "",  # 6 blank: skipped
+        json.dumps(event(1541030700000, itemInSession=12)),  # 7 good
+        '{"artist": "cut off", "auth": "Logged',  # 8 truncated last line
+    ]
+    objects = {
+        "bad/good.json": "\n".join(json.dumps(e) for e in good) + "\n",
+        "bad/mixed.json": "\n".join(mixed_lines),
+        "bad/empty.json": "",
+    }
+    try:
+        for key, body in objects.items():
+            s3.put_object(Bucket=BUCKET, Key=key, Body=body.encode())
+        op = operator("bad/", "staging_events", max_rejects=10)
+        context = {
+            "data_interval_start": DAY1, "data_interval_end": DAY1 + timedelta(days=1),
+            "run_id": "manual__bad_input",
+        }  # fmt: skip
+        op.execute(context)
+        op.execute(context)  # a re-run replaces its rejects, it does not pile them up
+    finally:
+        s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": k} for k in objects]})
+
+    staged = table_rows(DB, "staging_events", ["ts"])
+    assert [row[15] for row in staged] == [*(e["ts"] for e in good), 1541030500000, 1541030700000]
+    assert staged[-1][2] == "Zoë" and staged[-1][13] == 'Say "Yes" & go; now'
+    rejects = table_rows(DB, "staging_rejects", ["source_key", "line_number"])
+    assert [(r[0], r[1], r[2], r[3]) for r in rejects] == [
+        ("manual__bad_input", "staging_events", "bad/mixed.json", n) for n in (2, 3, 4, 5, 8)
+    ]
+    reasons = [r[4] for r in rejects]
+    assert reasons[0].startswith("malformed JSON")
+    assert reasons[1] == "ts must be an integer, got 'soon'"
+    assert reasons[2] == "required field 'ts' is missing or null"
+    assert reasons[3].startswith(
+        "useragent is 1,000,000 characters, longer than the column's 1,024"
+    )
+    assert reasons[4].startswith("malformed JSON")
+    assert rejects[0][5] == '{"artist": "x", "ts": '
+    assert len(rejects[3][5]) == 65535  # the 1 MB line is kept, cut at 65,535 characters
+
+
+def test_more_bad_records_than_tolerated_fails_naming_them(s3, warehouse):
+    s3.put_object(Bucket=BUCKET, Key="worse/a.json", Body=b'{"ts": 1}\nnot json\n{"ts": "x"}\n')
+    try:
+        with pytest.raises(
+            AirflowException,
+            match=r"more than 1 bad record\(s\) \(max_rejects\); first: worse/a\.json line 2: "
+            r"malformed JSON .*; worse/a\.json line 3: ts must be an integer, got 'x'",
+        ):
+            op = operator("worse/", "staging_events", max_rejects=1)
+            op.execute({"data_interval_start": DAY1, "data_interval_end": DAY1 + timedelta(days=1),
+                        "run_id": "manual__worse"})  # fmt: skip
+    finally:
+        s3.delete_object(Bucket=BUCKET, Key="worse/a.json")
+    assert count_rows(DB, "staging_events") == 0
+    assert count_rows(DB, "staging_rejects") == 0  # the failed load left nothing behind
