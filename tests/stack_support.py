@@ -73,8 +73,17 @@ def upload_folder(client: Any, bucket: str, folder: Path) -> int:
     return len(paths)
 
 
-def connection_environment(database: str, bucket: str | None = None) -> dict[str, str]:
-    """``AIRFLOW_CONN_*`` variables for the local connections, aimed at ``database``."""
+def connection_environment(
+    database: str,
+    bucket: str | None = None,
+    s3_endpoint: str | None = None,
+    s3_secret: str | None = None,
+) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables for the local connections, aimed at ``database``.
+
+    ``s3_endpoint`` and ``s3_secret`` replace the S3 connection's endpoint and secret key
+    (moto accepts any key), for fault and secret-masking tests.
+    """
     env = {}
     for entry in read_settings()["connections"]:
         if entry["conn_id"] not in ("sparkify_postgres", "sparkify_s3_local"):
@@ -85,6 +94,11 @@ def connection_environment(database: str, bucket: str | None = None) -> dict[str
         document = {k: v for k, v in kwargs.items() if k != "conn_id" and v is not None}
         if document.get("extra"):
             document["extra"] = json.loads(document["extra"])
+        if entry["conn_id"] == "sparkify_s3_local":
+            if s3_endpoint:
+                document["extra"]["endpoint_url"] = s3_endpoint
+            if s3_secret:
+                document["password"] = s3_secret
         env[f"AIRFLOW_CONN_{entry['conn_id'].upper()}"] = json.dumps(document)
     if bucket:
         env["SPARKIFY_S3_BUCKET"] = bucket

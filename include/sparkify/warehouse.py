@@ -34,8 +34,11 @@ def _describe(conn_id: str) -> str:
 def transaction(conn_id: str) -> Iterator[Any]:
     """A cursor inside one transaction on ``conn_id``: committed on success, else rolled back.
 
-    A connection that cannot be opened raises ``WarehouseError`` naming the connection id
-    and what to check; statement errors propagate unchanged after the rollback.
+    A connection that cannot be opened, or that drops in the middle (a restarted server,
+    a killed backend, a network cut), raises ``WarehouseError`` naming the connection id
+    and what to check; nothing of the transaction is committed, so the task's retry
+    starts from a clean state. Other statement errors propagate unchanged after the
+    rollback.
     """
     import psycopg2
     from airflow.providers.postgres.hooks.postgres import PostgresHook
@@ -53,6 +56,16 @@ def transaction(conn_id: str) -> Iterator[Any]:
         with conn.cursor() as cursor:
             yield cursor
         conn.commit()
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        if not conn.closed:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WarehouseError(
+            f"lost the connection to the warehouse through {_describe(conn_id)} in the middle "
+            f"of a transaction: {reason}. Nothing of it was committed; a retry starts over."
+        ) from exc
     except BaseException:
         with contextlib.suppress(Exception):
             conn.rollback()

@@ -139,9 +139,19 @@ class StageToRedshiftOperator(BaseOperator):
     # ------------------------------------------------------------------ loading
 
     def execute(self, context: Context) -> Table:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         client = self._s3_client()
         bucket, _ = parse_s3_url(self.input_file.path)
-        keys = self.plan_keys(client, context)
+        try:
+            keys = self.plan_keys(client, context)
+        except (BotoCoreError, ClientError) as exc:
+            endpoint = client.meta.endpoint_url
+            raise AirflowException(
+                f"cannot list s3://{bucket} through connection {self.input_file.conn_id!r} "
+                f"(endpoint {endpoint}), after retries: {exc}. Check the connection's "
+                "credentials and endpoint_url in airflow_settings.yaml, and that S3 is reachable."
+            ) from exc
         table = sql.qualified(self.schema, self.output_table.name)
         started = time.monotonic()
         with transaction(self.output_table.conn_id) as cursor:
