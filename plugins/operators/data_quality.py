@@ -66,7 +66,7 @@ class DataQualityOperator(BaseOperator):
                 cursor.connection.rollback()
                 passed, shown = False, f"error: {str(exc).strip().splitlines()[0]}"
             result = CheckResult(check.name, check.table, passed, shown, check.describe_expected())
-            self.log.info(result.line())
+            (self.log.info if passed else self.log.warning)(result.line())
             results.append(result)
         return results
 
