@@ -136,7 +136,7 @@ def sparkify_etl() -> None:
     quality = DataQualityOperator(
         task_id="run_data_quality_checks",
         conn_id=TARGET.warehouse_conn_id,
-        checks=default_checks(),
+        checks=default_checks(TARGET.schema),
         schema=TARGET.schema,
     )
     end = EmptyOperator(task_id="stop_execution")

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from include.sparkify.sql import qualified
+
 STAR_TABLES = ("songplays", "users", "songs", "artists", "time")
 
 # The interval's plays in the fact table minus the interval's distinct NextSong events in
 # staging: 0 when nothing was lost (or duplicated) between the stages.
 RECONCILIATION_SQL = """
-SELECT (SELECT COUNT(*) FROM songplays
+SELECT (SELECT COUNT(*) FROM {songplays}
          WHERE start_time >= %(interval_start)s AND start_time < %(interval_end)s)
      - (SELECT COUNT(*) FROM (
-            SELECT DISTINCT userid, sessionid, iteminsession FROM staging_events
+            SELECT DISTINCT userid, sessionid, iteminsession FROM {staging_events}
              WHERE page = 'NextSong'
                AND ts >= %(interval_start_ms)s AND ts < %(interval_end_ms)s) AS plays)
 """
 
 
-def default_checks() -> list[dict[str, Any]]:
+def default_checks(schema: str = "public") -> list[dict[str, Any]]:
     """Rows in every table, keys present and unique, references resolved, values sane."""
+    reconciliation = RECONCILIATION_SQL.format(
+        songplays=qualified(schema, "songplays"),
+        staging_events=qualified(schema, "staging_events"),
+    )
     checks: list[dict[str, Any]] = [
         {"name": f"{table}_has_rows", "table": table, "kind": "row_count_min", "min": 1}
         for table in STAR_TABLES
@@ -69,6 +75,6 @@ def default_checks() -> list[dict[str, Any]]:
         {"name": "songs_duration_positive", "table": "songs", "kind": "value_range",
          "column": "duration", "min": 0},
         {"name": "songplays_reconcile_with_staging", "table": "songplays",
-         "sql": RECONCILIATION_SQL, "expected": 0, "comparison": "=="},
+         "sql": reconciliation, "expected": 0, "comparison": "=="},
     ]  # fmt: skip
     return checks

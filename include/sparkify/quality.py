@@ -15,8 +15,8 @@ kind                          other keys                                 passes 
                               between; ``expected_max`` for between)     compares
 ============================  =========================================  ==============
 
-Any check may set ``interval_column``: it then only looks at the rows of the run's data
-interval (``%(interval_start)s`` to ``%(interval_end)s``). Custom SQL may use those bind
+A check of a kind may set ``interval_column``: it then only looks at the rows of the run's
+data interval (``%(interval_start)s`` to ``%(interval_end)s``). Custom SQL uses those bind
 parameters itself. Every query returns one number, the *observed* value.
 """
 
@@ -87,11 +87,27 @@ def _where(conditions: Sequence[str]) -> str:
     return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
+def _single_column(check: Mapping[str, Any], key: str) -> str:
+    columns = _columns(check, key)
+    if len(columns) != 1:
+        raise ValueError(f"{key!r} takes one column, got {check.get(key)!r}")
+    return columns[0]
+
+
 def compile_check(check: Mapping[str, Any], schema: str = "public") -> CompiledCheck:
     """Validate one check dict and build its query; raises ``ValueError`` naming the check."""
     name = check.get("name")
     if not name or not isinstance(name, str):
         raise ValueError(f"every check needs a 'name': {dict(check)!r}")
+    try:
+        return _compile(name, check, schema)
+    except ValueError as exc:
+        if f"check {name!r}" in str(exc):
+            raise
+        raise ValueError(f"check {name!r}: {exc}") from None
+
+
+def _compile(name: str, check: Mapping[str, Any], schema: str) -> CompiledCheck:
     table_name = check.get("table")
     if not table_name:
         raise ValueError(f"check {name!r}: 'table' is required")
@@ -102,6 +118,11 @@ def compile_check(check: Mapping[str, Any], schema: str = "public") -> CompiledC
         scope.append(f"{col} >= %(interval_start)s AND {col} < %(interval_end)s")
 
     if "sql" in check:
+        if check.get("interval_column"):
+            raise ValueError(
+                f"check {name!r}: custom SQL scopes itself with the %(interval_start)s and "
+                "%(interval_end)s bind parameters; 'interval_column' applies to kinds only"
+            )
         comparison = check.get("comparison", "==")
         if comparison not in (*COMPARISONS, "between"):
             raise ValueError(f"check {name!r}: comparison must be ==, >=, <= or between")
@@ -130,7 +151,7 @@ def compile_check(check: Mapping[str, Any], schema: str = "public") -> CompiledC
             f"GROUP BY {cols} HAVING COUNT(*) > 1) AS duplicates"
         )
     elif kind == "foreign_key":
-        (column,) = _columns(check, "column")
+        column = _single_column(check, "column")
         ref_table, _, ref_column = str(check.get("references", "")).partition(".")
         if not ref_column:
             raise ValueError(f"check {name!r}: 'references' must be 'table.column'")
@@ -141,7 +162,7 @@ def compile_check(check: Mapping[str, Any], schema: str = "public") -> CompiledC
         )
         query = count + _where([*scope, f"{column} IS NOT NULL", orphan])
     elif kind == "accepted_values":
-        (column,) = _columns(check, "column")
+        column = _single_column(check, "column")
         values = list(check.get("values") or [])
         if not values:
             raise ValueError(f"check {name!r}: 'values' is required")
@@ -149,7 +170,7 @@ def compile_check(check: Mapping[str, Any], schema: str = "public") -> CompiledC
         allowed = ", ".join(f"%({key})s" for key in parameters)
         query = count + _where([*scope, f"{column} IS NOT NULL", f"{column} NOT IN ({allowed})"])
     elif kind == "value_range":
-        (column,) = _columns(check, "column")
+        column = _single_column(check, "column")
         outside = []
         if "min" in check:
             parameters["range_min"] = check["min"]

@@ -25,10 +25,15 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return match["bucket"], match["key"]
 
 
+def _as_utc(moment: datetime) -> datetime:
+    # A naive datetime is UTC here, as in the warehouse's interval parameters.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def days_in_interval(start: datetime, end: datetime) -> list[date]:
     """The UTC days that ``[start, end)`` touches: one for a daily or hourly run."""
-    first = start.astimezone(UTC).date()
-    last = (end.astimezone(UTC) - timedelta(microseconds=1)).date()
+    first = _as_utc(start).date()
+    last = (_as_utc(end) - timedelta(microseconds=1)).date()
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]
 
 

@@ -27,7 +27,7 @@ def identifier(name: str) -> str:
     Only ``[a-z_][a-z0-9_]*`` (at most 63 characters, PostgreSQL's limit) is accepted:
     anything else raises ``ValueError`` naming the offending value.
     """
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
         raise ValueError(
             f"{name!r} is not a valid SQL identifier: use lower-case letters, digits and _, "
             "starting with a letter or _, at most 63 characters"

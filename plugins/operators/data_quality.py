@@ -64,7 +64,8 @@ class DataQualityOperator(BaseOperator):
                 shown = str(observed)
             except Exception as exc:
                 cursor.connection.rollback()
-                passed, shown = False, f"error: {str(exc).strip().splitlines()[0]}"
+                lines = str(exc).strip().splitlines()
+                passed, shown = False, f"error: {lines[0] if lines else type(exc).__name__}"
             result = CheckResult(check.name, check.table, passed, shown, check.describe_expected())
             (self.log.info if passed else self.log.warning)(result.line())
             results.append(result)

@@ -55,8 +55,8 @@ class StageToRedshiftOperator(BaseOperator):
         PostgreSQL each one (malformed JSON, a wrong type, a missing required field, a
         value too long) is set aside in ``rejects_table`` with its object, line, reason
         and raw text while the good rows load; one more than this fails the task naming
-        the first offenders. On Redshift it is COPY's ``MAXERROR`` (rejects land in
-        ``STL_LOAD_ERRORS``).
+        the first offenders. On Redshift it is COPY's ``MAXERROR``, which counts per COPY
+        statement, i.e. per daily file (rejects land in ``STL_LOAD_ERRORS``).
     :param rejects_table: table of set-aside records (PostgreSQL path), in the schema of
         ``output_table``.
     """
@@ -93,7 +93,7 @@ class StageToRedshiftOperator(BaseOperator):
         self.max_workers = max_workers
         self.json_paths = json_paths
         self.region = region
-        if not isinstance(max_rejects, int) or max_rejects < 0:
+        if isinstance(max_rejects, bool) or not isinstance(max_rejects, int) or max_rejects < 0:
             raise ValueError(f"max_rejects must be a non-negative integer, not {max_rejects!r}")
         self.max_rejects = max_rejects
         self.rejects_table = rejects_table

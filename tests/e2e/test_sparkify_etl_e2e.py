@@ -33,6 +33,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.stack]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "sparkify-e2e"
+# A known secret (moto takes any key): no log line may show it.
+S3_SECRET = "e2e-secret-Vq7Zt3Kp9"
+BACKFILL_OUTPUT: list[str] = []
 FIRST_DAY = date(2018, 11, 1)
 DAYS = [FIRST_DAY + timedelta(days=n) for n in range(3)]
 STAR_KEYS = {
@@ -75,10 +78,12 @@ def airflow_env() -> dict[str, str]:
 
 
 def backfill(env: dict[str, str], database: str, start: date, end: date) -> None:
-    run_env = backfill_environment({**env, **connection_environment(database, BUCKET)})
+    connections = connection_environment(database, BUCKET, s3_secret=S3_SECRET)
+    run_env = backfill_environment({**env, **connections})
     result = subprocess.run(
         backfill_command(start, end), env=run_env, capture_output=True, text=True, timeout=900
     )
+    BACKFILL_OUTPUT.append(result.stdout + result.stderr)
     tail = (result.stdout + result.stderr)[-4000:]
     assert result.returncode == 0, f"backfill {start}..{end} failed:\n{tail}"
 
@@ -197,3 +202,14 @@ def test_ts_is_utc_milliseconds(sample, airflow_env):
         moment.hour, moment.day, moment.isocalendar().week, moment.month, moment.year,
         (moment.weekday() + 1) % 7,
     )  # fmt: skip
+
+
+def test_no_secret_reaches_a_log(one_pass, airflow_env):
+    """The backfill runs tasks in its own process (DebugExecutor): its output is the task log."""
+    logs = Path(airflow_env["AIRFLOW_HOME"]) / "logs"
+    texts = [*BACKFILL_OUTPUT, *(p.read_text(errors="replace") for p in logs.rglob("*.log"))]
+    assert any(
+        "Staged" in text and "Retrieving connection 'sparkify_s3_local'" in text for text in texts
+    )
+    leaks = [text for text in texts if S3_SECRET in text]
+    assert leaks == []

@@ -160,3 +160,20 @@ def test_truncate_insert_replaces_the_whole_dimension(sample, warehouse):
     day2 = {row[0] for row in table_rows(DB, "users", ["user_id"])}
     expected = {int(e["userId"]) for e in plays(sample, DAY2, DAY3).values() if e["userId"]}
     assert day2 == expected and day1 != day2
+
+
+def test_the_same_event_twice_is_one_play(sample, warehouse, tmp_path):
+    """Delivered twice, in one file or in two files: one fact row."""
+    day_lines = (sample / day_key(DAY1)).read_text(encoding="utf-8").splitlines()
+    play_lines = [line for line in day_lines if '"page":"NextSong"' in line.replace(" ", "")]
+    assert len(play_lines) >= 20
+    doubled = tmp_path / "log_data" / "doubled.json"
+    doubled.parent.mkdir(parents=True)
+    doubled.write_text("\n".join(day_lines + play_lines[:5]) + "\n", encoding="utf-8")
+    again = tmp_path / "log_data" / "again.json"
+    again.write_text("\n".join(play_lines[5:20]) + "\n", encoding="utf-8")
+    stage(tmp_path, "staging_events", ["log_data/doubled.json", "log_data/again.json"])
+    stage_all_songs(sample)
+
+    assert run(fact(), DAY1, DAY2) == len(plays(sample, DAY1, DAY2))
+    assert len(table_rows(DB, "songplays", ["songplay_id"])) == len(plays(sample, DAY1, DAY2))

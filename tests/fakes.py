@@ -1,0 +1,253 @@
+"""Small in-memory stand-ins for the things the unit tests must not reach: a DB-API
+connection and cursor, an S3 client, and a reader for PostgreSQL's COPY text format.
+
+They record what they were asked to do so tests can assert on it; they implement just
+enough behaviour for the code under test, no more.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from botocore.response import StreamingBody
+
+# ----------------------------------------------------------------------------- database
+
+
+@dataclass
+class Result:
+    """What a statement produces on the fake cursor."""
+
+    rows: list[tuple] = field(default_factory=list)
+    description: list[tuple] | None = None
+    rowcount: int = -1
+
+
+Responder = Callable[[str, Any], "Result | None"]
+
+
+class FakeCursor:
+    """A DB-API cursor recording ``execute``/``executemany``/``copy_expert`` calls.
+
+    ``respond(sql, params)`` decides each statement's result (a ``Result``, or ``None`` for
+    no rows) or raises to make the statement fail.
+    """
+
+    def __init__(self, respond: Responder | None = None) -> None:
+        self.respond = respond or (lambda sql, params: None)
+        self.executed: list[tuple[str, Any]] = []
+        self.executemany_calls: list[tuple[str, list]] = []
+        self.copies: list[str] = []
+        self.copied = b""
+        self.copy_reads = 0
+        self.rows: list[tuple] = []
+        self.description: list[tuple] | None = None
+        self.rowcount = -1
+        self.closed = False
+        self.connection: FakeConnection | None = None
+
+    # context manager, as psycopg2's cursor
+    def __enter__(self) -> FakeCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.closed = True
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        self.executed.append((sql, params))
+        result = self.respond(sql, params) or Result()
+        self.rows = list(result.rows)
+        self.description = result.description
+        self.rowcount = result.rowcount if result.rowcount != -1 else len(result.rows)
+
+    def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> None:
+        self.executemany_calls.append((sql, [tuple(row) for row in seq]))
+
+    def fetchone(self) -> tuple | None:
+        return self.rows.pop(0) if self.rows else None
+
+    def __iter__(self):
+        while self.rows:
+            yield self.rows.pop(0)
+
+    def copy_expert(self, sql: str, file: Any, size: int = 8192) -> None:
+        """Read ``file`` to its end with ``read(size)``, like psycopg2 does."""
+        self.copies.append(sql)
+        data = bytearray()
+        while True:
+            chunk = file.read(size)
+            if not chunk:
+                break
+            self.copy_reads += 1
+            data += chunk
+        self.copied = bytes(data)
+
+    @property
+    def statements(self) -> list[str]:
+        return [sql for sql, _ in self.executed]
+
+
+class FailingCopyCursor(FakeCursor):
+    """A cursor whose COPY fails after reading ``fail_after_reads`` chunks."""
+
+    def __init__(self, fail_after_reads: int = 1, respond: Responder | None = None) -> None:
+        super().__init__(respond)
+        self.fail_after_reads = fail_after_reads
+
+    def copy_expert(self, sql: str, file: Any, size: int = 8192) -> None:
+        self.copies.append(sql)
+        for _ in range(self.fail_after_reads):
+            if not file.read(size):
+                break
+            self.copy_reads += 1
+        raise RuntimeError("server closed the connection unexpectedly")
+
+
+class FakeConnection:
+    """A DB-API connection handing out one ``FakeCursor``; counts commits and rollbacks."""
+
+    def __init__(self, cursor: FakeCursor | None = None) -> None:
+        self.cursor_obj = cursor or FakeCursor()
+        self.cursor_obj.connection = self
+        self.commits = 0
+        self.rollbacks = 0
+        self.closed = False
+        self.events: list[str] = []  # "execute", "commit", "rollback", "close" in order
+
+    def cursor(self) -> FakeCursor:
+        return self.cursor_obj
+
+    def commit(self) -> None:
+        self.commits += 1
+        self.events.append("commit")
+
+    def rollback(self) -> None:
+        self.rollbacks += 1
+        self.events.append("rollback")
+
+    def close(self) -> None:
+        self.closed = True
+        self.events.append("close")
+
+
+def patch_postgres_hook(monkeypatch: Any, conn: FakeConnection) -> list[str]:
+    """Make ``PostgresHook.get_conn`` return ``conn``; returns the conn ids asked for."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    asked: list[str] = []
+
+    def get_conn(self: PostgresHook) -> FakeConnection:
+        asked.append(self.postgres_conn_id)
+        return conn
+
+    monkeypatch.setattr(PostgresHook, "get_conn", get_conn)
+    return asked
+
+
+# ----------------------------------------------------------------------------- S3
+
+
+class FakePaginator:
+    def __init__(self, client: FakeS3Client) -> None:
+        self.client = client
+
+    def paginate(self, Bucket: str, Prefix: str = "") -> Iterable[dict]:
+        self.client.list_calls.append((Bucket, Prefix))
+        if self.client.list_error is not None:
+            raise self.client.list_error
+        keys = sorted(k for k in self.client.buckets[Bucket] if k.startswith(Prefix))
+        size = self.client.page_size
+        if not keys:
+            # S3 leaves "Contents" out of an empty listing.
+            yield {"KeyCount": 0, "IsTruncated": False}
+            return
+        for start in range(0, len(keys), size):
+            page = keys[start : start + size]
+            yield {
+                "Contents": [{"Key": k, "Size": len(self.client.buckets[Bucket][k])} for k in page],
+                "KeyCount": len(page),
+                "IsTruncated": start + size < len(keys),
+            }
+
+
+class FakeS3Client:
+    """``get_paginator('list_objects_v2')`` in pages of ``page_size``, ``get_object``
+    returning botocore's real ``StreamingBody``, and ``meta.endpoint_url``. Thread-safe for
+    reads."""
+
+    def __init__(
+        self,
+        buckets: dict[str, dict[str, bytes]],
+        page_size: int = 2,
+        list_error: Exception | None = None,
+        endpoint_url: str = "https://s3.fake.amazonaws.com",
+    ) -> None:
+        self.buckets = buckets
+        self.page_size = page_size
+        self.list_error = list_error  # raised by every listing, when set
+        self.meta = SimpleNamespace(endpoint_url=endpoint_url)
+        self.list_calls: list[tuple[str, str]] = []
+        self.get_calls: list[str] = []
+        self.bodies: list[ClosingBody] = []
+        self._lock = threading.Lock()
+
+    def get_paginator(self, name: str) -> FakePaginator:
+        assert name == "list_objects_v2", name
+        return FakePaginator(self)
+
+    def get_object(self, Bucket: str, Key: str) -> dict:
+        data = self.buckets[Bucket][Key]
+        body = ClosingBody(io.BytesIO(data), len(data))
+        with self._lock:
+            self.get_calls.append(Key)
+            self.bodies.append(body)
+        return {"Body": body, "ContentLength": len(data)}
+
+
+class ClosingBody(StreamingBody):
+    """botocore's ``StreamingBody`` remembering whether it was closed."""
+
+    was_closed = False
+
+    def close(self) -> None:
+        self.was_closed = True
+        super().close()
+
+
+# ----------------------------------------------------------------------------- COPY text
+
+
+def _unescape(field_text: str) -> str:
+    out, i = [], 0
+    escapes = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
+    while i < len(field_text):
+        char = field_text[i]
+        if char == "\\":
+            nxt = field_text[i + 1]
+            if nxt not in escapes:
+                raise AssertionError(f"unexpected escape \\{nxt} in {field_text!r}")
+            out.append(escapes[nxt])
+            i += 2
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def parse_copy_text(data: bytes, ncolumns: int) -> list[tuple[str | None, ...]]:
+    """PostgreSQL's COPY text format (tab-delimited, ``\\N`` NULL) back into tuples."""
+    text = data.decode("utf-8")
+    if not text:
+        return []
+    assert text.endswith("\n"), "COPY text must end with a newline"
+    rows = []
+    for line in text[:-1].split("\n"):
+        fields = line.split("\t")
+        assert len(fields) == ncolumns, f"{len(fields)} fields, expected {ncolumns}: {line!r}"
+        rows.append(tuple(None if f == "\\N" else _unescape(f) for f in fields))
+    return rows

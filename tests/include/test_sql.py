@@ -1,0 +1,379 @@
+"""Unit tests for include.sparkify.sql: identifiers, SQL files, load statements, COPY."""
+
+from __future__ import annotations
+
+import pytest
+
+from include.sparkify.sql import (
+    SQL_DIR,
+    clear_table,
+    column_list,
+    columns_probe,
+    delete_run_rejects,
+    identifier,
+    insert_reject,
+    qualified,
+    read_sql,
+    redshift_access_keys,
+    redshift_copy,
+    redshift_iam_role,
+    replace_interval,
+    truncate_insert,
+    upsert,
+)
+
+ROLE = "arn:aws:iam::123456789012:role/dwhRole"
+TABLE = '"public"."staging_events"'
+
+# ----------------------------------------------------------------------------- identifiers
+
+
+@pytest.mark.parametrize(
+    ("name", "quoted"),
+    [
+        ("users", '"users"'),
+        ("_private", '"_private"'),
+        ("staging_events2", '"staging_events2"'),
+        ("a" * 63, '"' + "a" * 63 + '"'),
+    ],
+)
+def test_identifier_accepts_lower_case_names(name, quoted):
+    assert identifier(name) == quoted
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "users; drop table x",
+        'users"; DROP TABLE x; --',
+        "users'",
+        '"users"',
+        "Users",
+        "USERS",
+        "",
+        "a" * 64,
+        "1users",
+        "user-id",
+        "user id",
+        "public.users",
+        "usérs",
+        None,
+        42,
+    ],
+)
+def test_identifier_rejects_everything_else(name):
+    with pytest.raises(ValueError, match="is not a valid SQL identifier"):
+        identifier(name)
+
+
+def test_identifier_error_names_the_value():
+    with pytest.raises(ValueError) as info:
+        identifier("users; drop table x")
+    assert "'users; drop table x'" in str(info.value)
+
+
+def test_identifier_rejects_trailing_newline():
+    with pytest.raises(ValueError):
+        identifier("users\n")
+
+
+def test_qualified_quotes_both_parts():
+    assert qualified("public", "songplays") == '"public"."songplays"'
+
+
+@pytest.mark.parametrize(("schema", "table"), [("Public", "users"), ("public", "x; drop")])
+def test_qualified_validates_both_parts(schema, table):
+    with pytest.raises(ValueError):
+        qualified(schema, table)
+
+
+def test_column_list_quotes_and_joins_and_refuses_empty():
+    assert column_list(["a", "b_c"]) == '"a", "b_c"'
+    with pytest.raises(ValueError, match="at least one column"):
+        column_list([])
+
+
+def test_columns_probe_wraps_the_query_without_rows():
+    assert columns_probe("SELECT 1 AS x") == "SELECT * FROM (SELECT 1 AS x) AS src LIMIT 0"
+
+
+# ----------------------------------------------------------------------------- SQL files
+
+
+@pytest.mark.parametrize("name", ["songplays", "users", "songs", "artists", "time"])
+def test_read_sql_returns_the_file_without_trailing_semicolon(name):
+    text = read_sql(name)
+    raw = (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+    assert text == raw.strip().rstrip(";")
+    assert "SELECT" in text
+    assert not text.endswith(";")
+
+
+def test_read_sql_create_tables_declares_every_table():
+    text = read_sql("create_tables")
+    for table in ("staging_events", "staging_songs", "songplays", "users", "songs", "artists"):
+        assert f"CREATE TABLE IF NOT EXISTS {table} (" in text
+    assert "CREATE TABLE IF NOT EXISTS time (" in text
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../pyproject", "../../etc/passwd", "users.sql", "sub/users", "/etc/passwd", "Users", ""],
+)
+def test_read_sql_refuses_names_that_are_not_plain_stems(name):
+    with pytest.raises(ValueError, match="is not the name of a SQL file"):
+        read_sql(name)
+
+
+def test_read_sql_missing_file():
+    with pytest.raises(FileNotFoundError, match="no_such_query"):
+        read_sql("no_such_query")
+
+
+# ----------------------------------------------------------------------------- load statements
+
+
+def test_replace_interval_statements():
+    assert replace_interval(
+        '"public"."songplays"', "start_time", ["songplay_id", "start_time"], "SELECT 1"
+    ) == [
+        'DELETE FROM "public"."songplays" '
+        'WHERE "start_time" >= %(interval_start)s AND "start_time" < %(interval_end)s',
+        'INSERT INTO "public"."songplays" ("songplay_id", "start_time") '
+        'SELECT "songplay_id", "start_time" FROM (SELECT 1) AS src',
+    ]
+
+
+def test_replace_interval_validates_column_names():
+    with pytest.raises(ValueError):
+        replace_interval('"public"."t"', "start time", ["a"], "SELECT 1")
+    with pytest.raises(ValueError):
+        replace_interval('"public"."t"', "start_time", ["a; drop table t"], "SELECT 1")
+
+
+def test_truncate_insert_statements():
+    assert truncate_insert('"public"."songs"', ["song_id", "title"], "SELECT x") == [
+        'DELETE FROM "public"."songs"',
+        'INSERT INTO "public"."songs" ("song_id", "title") '
+        'SELECT "song_id", "title" FROM (SELECT x) AS src',
+    ]
+
+
+def test_upsert_without_version_column():
+    assert upsert(
+        '"public"."time"',
+        ["start_time", "hour"],
+        "SELECT q",
+        key_columns=["start_time"],
+        staging_name="incoming_time",
+    ) == [
+        'DROP TABLE IF EXISTS "incoming_time"',
+        'CREATE TEMPORARY TABLE "incoming_time" AS SELECT "start_time", "hour" '
+        "FROM (SELECT q) AS src",
+        'DELETE FROM "public"."time" USING "incoming_time" AS i '
+        'WHERE "public"."time"."start_time" = i."start_time"',
+        'INSERT INTO "public"."time" ("start_time", "hour") SELECT "start_time", "hour" '
+        'FROM "incoming_time" AS i WHERE NOT EXISTS '
+        '(SELECT 1 FROM "public"."time" AS t WHERE t."start_time" = i."start_time")',
+        'DROP TABLE "incoming_time"',
+    ]
+
+
+def test_upsert_with_version_column_and_composite_key():
+    statements = upsert(
+        '"public"."users"',
+        ["user_id", "level", "last_play_at"],
+        "SELECT q",
+        key_columns=["user_id", "level"],
+        staging_name="incoming_users",
+        version_column="last_play_at",
+    )
+    assert statements[2] == (
+        'DELETE FROM "public"."users" USING "incoming_users" AS i '
+        'WHERE "public"."users"."user_id" = i."user_id" '
+        'AND "public"."users"."level" = i."level" '
+        'AND "public"."users"."last_play_at" <= i."last_play_at"'
+    )
+    assert statements[3] == (
+        'INSERT INTO "public"."users" ("user_id", "level", "last_play_at") '
+        'SELECT "user_id", "level", "last_play_at" FROM "incoming_users" AS i '
+        'WHERE NOT EXISTS (SELECT 1 FROM "public"."users" AS t '
+        'WHERE t."user_id" = i."user_id" AND t."level" = i."level")'
+    )
+    assert len(statements) == 5
+
+
+def test_upsert_requires_key_columns():
+    with pytest.raises(ValueError, match="needs key columns"):
+        upsert('"public"."t"', ["a"], "SELECT 1", key_columns=[], staging_name="s")
+
+
+def test_upsert_refuses_keys_not_in_columns():
+    with pytest.raises(ValueError, match=r"\['user_id'\] are not in the query's columns"):
+        upsert('"public"."t"', ["a"], "SELECT 1", key_columns=["user_id"], staging_name="s")
+
+
+def test_upsert_refuses_version_not_in_columns():
+    with pytest.raises(ValueError, match=r"\['version'\] are not in the query's columns"):
+        upsert(
+            '"public"."t"', ["a"], "SELECT 1", key_columns=["a"], staging_name="s",
+            version_column="version",
+        )  # fmt: skip
+
+
+def test_upsert_validates_staging_name():
+    with pytest.raises(ValueError, match="not a valid SQL identifier"):
+        upsert('"public"."t"', ["a"], "SELECT 1", key_columns=["a"], staging_name="x; drop")
+
+
+@pytest.mark.parametrize(
+    ("dialect", "statement"),
+    [("postgres", f"TRUNCATE {TABLE}"), ("redshift", f"DELETE FROM {TABLE}")],
+)
+def test_clear_table_per_dialect(dialect, statement):
+    assert clear_table(TABLE, dialect) == statement
+
+
+def test_rejects_statements():
+    table = '"public"."staging_rejects"'
+    assert delete_run_rejects(table) == (
+        'DELETE FROM "public"."staging_rejects" '
+        "WHERE run_id = %(run_id)s AND table_name = %(table_name)s"
+    )
+    assert insert_reject(table) == (
+        'INSERT INTO "public"."staging_rejects" '
+        "(run_id, table_name, source_key, line_number, reason, raw_line, rejected_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    )
+
+
+# ----------------------------------------------------------------------------- Redshift COPY
+
+
+def test_redshift_copy_renders_the_whole_statement():
+    rendered = redshift_copy(
+        table=TABLE,
+        s3_url="s3://udacity-dend/log_data/2018/11/2018-11-05-events.json",
+        credentials=redshift_iam_role(ROLE),
+        region="us-west-2",
+    )
+    assert rendered == (
+        'COPY "public"."staging_events"\n'
+        "FROM 's3://udacity-dend/log_data/2018/11/2018-11-05-events.json'\n"
+        "IAM_ROLE 'arn:aws:iam::123456789012:role/dwhRole'\n"
+        "FORMAT AS JSON 'auto ignorecase'\n"
+        "REGION 'us-west-2'\n"
+        "TIMEFORMAT 'epochmillisecs'\n"
+        "MAXERROR 0\n"
+        "COMPUPDATE OFF STATUPDATE OFF"
+    )
+
+
+def test_redshift_copy_without_region_with_jsonpaths_and_max_errors():
+    rendered = redshift_copy(
+        table='"public"."staging_songs"',
+        s3_url="s3://udacity-dend/song_data/",
+        credentials="CREDENTIALS 'aws_access_key_id=AK;aws_secret_access_key=SK'",
+        json_paths="s3://udacity-dend/log_json_path.json",
+        max_errors=5,
+    )
+    assert rendered == (
+        'COPY "public"."staging_songs"\n'
+        "FROM 's3://udacity-dend/song_data/'\n"
+        "CREDENTIALS 'aws_access_key_id=AK;aws_secret_access_key=SK'\n"
+        "FORMAT AS JSON 's3://udacity-dend/log_json_path.json'\n"
+        "TIMEFORMAT 'epochmillisecs'\n"
+        "MAXERROR 5\n"
+        "COMPUPDATE OFF STATUPDATE OFF"
+    )
+
+
+def test_redshift_copy_plain_auto():
+    rendered = redshift_copy(table=TABLE, s3_url="s3://b-1/k", credentials="C", json_paths="auto")
+    assert "\nFORMAT AS JSON 'auto'\n" in rendered
+
+
+def test_redshift_iam_role_rendering():
+    assert redshift_iam_role(ROLE) == f"IAM_ROLE '{ROLE}'"
+    assert redshift_iam_role("arn:aws-us-gov:iam::123456789012:role/path/to/etl-role") == (
+        "IAM_ROLE 'arn:aws-us-gov:iam::123456789012:role/path/to/etl-role'"
+    )
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:iam::123456789012:role/dwh'Role",
+        "arn:aws:iam::123456789012:role/x' CREDENTIALS 'y",
+        "arn:aws:iam::12345:role/dwhRole",  # account id is 12 digits
+        "arn:aws:iam::123456789012:user/dwhRole",
+        "arn:aws:s3:::bucket",
+        "dwhRole",
+        "",
+        f"{ROLE}\n",
+    ],
+)
+def test_redshift_iam_role_refuses_bad_arns(arn):
+    with pytest.raises(ValueError, match="IAM role ARN"):
+        redshift_iam_role(arn)
+
+
+def test_redshift_access_keys_rendering():
+    assert redshift_access_keys("AKIAEXAMPLE", "s3cr3t/Key+") == (
+        "CREDENTIALS 'aws_access_key_id=AKIAEXAMPLE;aws_secret_access_key=s3cr3t/Key+'"
+    )
+    assert redshift_access_keys("AK", "SK", "TOKEN") == (
+        "CREDENTIALS 'aws_access_key_id=AK;aws_secret_access_key=SK;token=TOKEN'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("access", "secret", "token"),
+    [
+        ("AK", "se'cret", None),
+        ("AK'", "secret", None),
+        ("AK", "secret", "to'ken"),
+        ("AK", "sec\\ret", None),
+        ("AK", "sec\nret", None),
+    ],
+)
+def test_redshift_access_keys_refuse_quotes_backslashes_and_control_characters(
+    access, secret, token
+):
+    with pytest.raises(ValueError, match="AWS credentials must be printable text"):
+        redshift_access_keys(access, secret, token)
+
+
+@pytest.mark.parametrize(
+    "s3_url",
+    ["s3://bucket/it's.json", "s3://bucket/a\\b", "s3://bucket/a\nMAXERROR 100000"],
+)
+def test_redshift_copy_refuses_unsafe_urls(s3_url):
+    with pytest.raises(ValueError, match="s3_url must be printable text"):
+        redshift_copy(table=TABLE, s3_url=s3_url, credentials="C")
+
+
+@pytest.mark.parametrize(
+    "json_paths", ["auto'", "ignorecase", "", "https://bucket/paths.json", "s3://b/it's.json"]
+)
+def test_redshift_copy_refuses_bad_json_paths(json_paths):
+    with pytest.raises(ValueError, match="json_paths"):
+        redshift_copy(table=TABLE, s3_url="s3://b-1/k", credentials="C", json_paths=json_paths)
+
+
+@pytest.mark.parametrize("region", ["us_west_2", "US-WEST-2", "us-west", "us-west-2'", "west-2"])
+def test_redshift_copy_refuses_bad_regions(region):
+    with pytest.raises(ValueError, match="not an AWS region name"):
+        redshift_copy(table=TABLE, s3_url="s3://b-1/k", credentials="C", region=region)
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-central-1", "us-gov-west-1", "ap-southeast-2"])
+def test_redshift_copy_accepts_real_regions(region):
+    rendered = redshift_copy(table=TABLE, s3_url="s3://b-1/k", credentials="C", region=region)
+    assert f"\nREGION '{region}'\n" in rendered
+
+
+@pytest.mark.parametrize("max_errors", [-1, 1.5, "0", None])
+def test_redshift_copy_refuses_bad_max_errors(max_errors):
+    with pytest.raises(ValueError, match="max_errors must be a non-negative integer"):
+        redshift_copy(table=TABLE, s3_url="s3://b-1/k", credentials="C", max_errors=max_errors)

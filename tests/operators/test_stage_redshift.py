@@ -1,0 +1,566 @@
+"""Unit tests for StageToRedshiftOperator, with a fake S3 client and a fake warehouse."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import jinja2
+import pendulum
+import pytest
+from airflow.exceptions import AirflowException
+from airflow.hooks.base import BaseHook
+from astro.files import File
+from astro.table import Metadata, Table
+from botocore.credentials import ReadOnlyCredentials
+
+from include.sparkify.config import LOG_KEY_TEMPLATE
+from include.sparkify.s3_objects import MissingObjectsError
+from operators.stage_redshift import StageToRedshiftOperator
+from tests.fakes import (
+    FakeConnection,
+    FakeCursor,
+    FakeS3Client,
+    Result,
+    parse_copy_text,
+    patch_postgres_hook,
+)
+
+BUCKET = "sparkify-test"
+ROLE = "arn:aws:iam::123456789012:role/sparkifySecretRole"
+DAY1 = "log_data/2018/11/2018-11-05-events.json"
+DAY2 = "log_data/2018/11/2018-11-06-events.json"
+TABLE = '"public"."staging_events"'
+EVENT = {
+    "artist": "Des'ree", "auth": "Logged In", "firstName": "Kaylee", "gender": "F",
+    "itemInSession": 1, "lastName": "Summers", "length": 246.30812, "level": "free",
+    "location": "Phoenix-Mesa-Scottsdale, AZ", "method": "PUT", "page": "NextSong",
+    "registration": 1540344794796.0, "sessionId": 139, "song": "You Gotta Be", "status": 200,
+    "ts": 1541106106796, "userAgent": "\"Mozilla/5.0\"", "userId": "8",
+}  # fmt: skip
+# information_schema.columns rows: name, type, nullable, maximum length (create_tables.sql)
+STAGING_EVENTS = [
+    ("artist", "character varying", True, 1024), ("auth", "character varying", True, 32),
+    ("firstname", "character varying", True, 256), ("gender", "character varying", True, 8),
+    ("iteminsession", "integer", True, None), ("lastname", "character varying", True, 256),
+    ("length", "double precision", True, None), ("level", "character varying", True, 16),
+    ("location", "character varying", True, 1024), ("method", "character varying", True, 16),
+    ("page", "character varying", True, 64), ("registration", "double precision", True, None),
+    ("sessionid", "integer", True, None), ("song", "character varying", True, 1024),
+    ("status", "integer", True, None), ("ts", "bigint", False, None),
+    ("useragent", "character varying", True, 1024), ("userid", "character varying", True, 32),
+]  # fmt: skip
+RUN_ID = "scheduled__2018-11-05T00:00:00+00:00"
+REJECTS = '"public"."staging_rejects"'
+DELETE_REJECTS = (
+    f"DELETE FROM {REJECTS} WHERE run_id = %(run_id)s AND table_name = %(table_name)s",
+    {"run_id": RUN_ID, "table_name": "staging_events"},
+)
+
+
+def lines(*events: dict) -> bytes:
+    return "".join(json.dumps(e) + "\n" for e in events).encode()
+
+
+NOV5 = pendulum.datetime(2018, 11, 5, tz="UTC")
+
+
+def context(start: pendulum.DateTime = NOV5, days: int = 2) -> dict:
+    return {
+        "data_interval_start": start,
+        "data_interval_end": start.add(days=days),
+        "run_id": RUN_ID,
+    }
+
+
+def make_operator(**kwargs) -> StageToRedshiftOperator:
+    arguments = {
+        "task_id": "stage_events",
+        "input_file": File(f"s3://{BUCKET}/log_data/", conn_id="aws_conn"),
+        "output_table": Table(
+            name="staging_events", conn_id="warehouse", metadata=Metadata(schema="public")
+        ),
+        "key_template": LOG_KEY_TEMPLATE,
+        **kwargs,
+    }
+    return StageToRedshiftOperator(**arguments)
+
+
+def s3(objects: dict[str, bytes]) -> FakeS3Client:
+    return FakeS3Client({BUCKET: objects})
+
+
+def patch_connections(monkeypatch, warehouse_extra: dict, aws_extra: dict) -> list[str]:
+    asked: list[str] = []
+    extras = {"warehouse": warehouse_extra, "aws_conn": aws_extra}
+
+    def get_connection(conn_id: str):
+        asked.append(conn_id)
+        return SimpleNamespace(conn_id=conn_id, extra_dejson=extras[conn_id])
+
+    monkeypatch.setattr(BaseHook, "get_connection", staticmethod(get_connection))
+    return asked
+
+
+# ----------------------------------------------------------------------------- construction
+
+
+def test_defaults_and_outlets():
+    operator = make_operator()
+    assert operator.dialect == "postgres"
+    assert operator.missing_keys == "fail"
+    assert operator.outlets == [operator.output_table]
+    assert operator.schema == "public"
+    assert (operator.max_rejects, operator.rejects_table) == (0, "staging_rejects")
+
+
+def test_schema_defaults_to_public_when_the_table_has_none():
+    operator = make_operator(output_table=Table(name="staging_events", conn_id="warehouse"))
+    assert operator.schema == "public"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"dialect": "mysql"}, "dialect must be 'postgres' or 'redshift', not 'mysql'"),
+        ({"missing_keys": "ignore"}, "missing_keys must be 'fail' or 'skip', not 'ignore'"),
+        ({"max_rejects": -1}, "max_rejects must be a non-negative integer, not -1"),
+        ({"max_rejects": "10"}, "max_rejects must be a non-negative integer, not '10'"),
+        ({"max_rejects": 2.5}, "max_rejects must be a non-negative integer, not 2.5"),
+    ],
+)
+def test_constructor_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_operator(**kwargs)
+
+
+def test_template_fields_render_the_file_and_the_key_template():
+    assert StageToRedshiftOperator.template_fields == ("input_file", "key_template")
+    operator = make_operator(
+        input_file=File("s3://{{ params.bucket }}/log_data/", conn_id="aws_conn"),
+        key_template="log_data/{{ params.folder }}/%Y-%m-%d-events.json",
+    )
+    operator.render_template_fields(
+        {"params": {"bucket": "rendered-bucket", "folder": "2018"}}, jinja_env=jinja2.Environment()
+    )
+    assert operator.input_file.path == "s3://rendered-bucket/log_data/"
+    assert operator.key_template == "log_data/2018/%Y-%m-%d-events.json"
+
+
+def test_s3_client_uses_the_files_connection(monkeypatch):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    monkeypatch.setattr(S3Hook, "get_conn", lambda self: ("client", self.aws_conn_id, self._config))
+    name, conn_id, config = make_operator(max_workers=64)._s3_client()
+    assert (name, conn_id) == ("client", "aws_conn")
+    assert config.max_pool_connections == 64
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def test_plan_keys_daily_files_of_the_interval():
+    client = s3({DAY1: b"{}", DAY2: b"{}", "log_data/2018/11/2018-11-07-events.json": b"{}"})
+    assert make_operator().plan_keys(client, context()) == [DAY1, DAY2]
+
+
+def test_plan_keys_hourly_interval_stages_that_days_file():
+    client = s3({DAY1: b"{}", DAY2: b"{}"})
+    start = pendulum.datetime(2018, 11, 5, 13, tz="UTC")
+    ctx = {"data_interval_start": start, "data_interval_end": start.add(hours=1)}
+    assert make_operator().plan_keys(client, ctx) == [DAY1]
+
+
+def test_plan_keys_missing_day_fails_listing_the_missing_url():
+    client = s3({DAY1: b"{}"})
+    with pytest.raises(MissingObjectsError) as info:
+        make_operator().plan_keys(client, context())
+    message = str(info.value)
+    assert f"missing log file(s) s3://{BUCKET}/{DAY2} " in message
+    assert DAY1 not in message
+    assert "missing_keys='skip'" in message
+
+
+def test_plan_keys_lists_every_missing_day():
+    client = s3({})
+    with pytest.raises(MissingObjectsError) as info:
+        make_operator().plan_keys(client, context(days=3))
+    assert (
+        f"missing log file(s) s3://{BUCKET}/{DAY1}, s3://{BUCKET}/{DAY2}, "
+        f"s3://{BUCKET}/log_data/2018/11/2018-11-07-events.json"
+    ) in str(info.value)
+
+
+def test_plan_keys_skip_mode_logs_and_continues(caplog):
+    client = s3({DAY2: b"{}"})
+    with caplog.at_level(logging.WARNING):
+        keys = make_operator(missing_keys="skip").plan_keys(client, context())
+    assert keys == [DAY2]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert f"missing log file(s) s3://{BUCKET}/{DAY1}; skipped as configured" in warnings[0]
+
+
+def test_plan_keys_whole_prefix_lists_json_objects():
+    operator = make_operator(input_file=File(f"s3://{BUCKET}/song_data/", conn_id="aws_conn"),
+                             key_template=None)  # fmt: skip
+    client = s3({"song_data/A/B/2.json": b"{}", "song_data/A/A/1.json": b"{}",
+                 "song_data/README.md": b"", "log_data/x.json": b"{}"})  # fmt: skip
+    assert operator.plan_keys(client, context()) == ["song_data/A/A/1.json", "song_data/A/B/2.json"]
+
+
+def test_plan_keys_empty_prefix_raises():
+    operator = make_operator(input_file=File(f"s3://{BUCKET}/song_data/", conn_id="aws_conn"),
+                             key_template=None)  # fmt: skip
+    with pytest.raises(MissingObjectsError) as info:
+        operator.plan_keys(s3({"song_data/notes.txt": b""}), context())
+    assert str(info.value) == f"no .json objects under s3://{BUCKET}/song_data/: nothing to stage"
+
+
+# ----------------------------------------------------------------------------- Redshift path
+
+
+def copy_counts(*counts: int):
+    remaining = list(counts)
+
+    def respond(sql, params):
+        if sql == "SELECT pg_last_copy_count()":
+            return Result(rows=[(remaining.pop(0),)])
+        return None
+
+    return respond
+
+
+def expected_copy(key: str, credentials: str, region: str = "us-west-2") -> str:
+    return (
+        f"COPY {TABLE}\n"
+        f"FROM 's3://{BUCKET}/{key}'\n"
+        f"{credentials}\n"
+        "FORMAT AS JSON 'auto ignorecase'\n"
+        f"REGION '{region}'\n"
+        "TIMEFORMAT 'epochmillisecs'\n"
+        "MAXERROR 0\n"
+        "COMPUPDATE OFF STATUPDATE OFF"
+    )
+
+
+def test_redshift_copies_each_daily_key_with_the_iam_role(monkeypatch, caplog):
+    operator = make_operator(dialect="redshift")
+    monkeypatch.setattr(
+        StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b"", DAY2: b""})
+    )
+    asked_connections = patch_connections(
+        monkeypatch, warehouse_extra={"iam_role": ROLE}, aws_extra={"region_name": "us-west-2"}
+    )
+    conn = FakeConnection(FakeCursor(copy_counts(120, 80)))
+    asked_hooks = patch_postgres_hook(monkeypatch, conn)
+
+    with caplog.at_level(logging.INFO):
+        result = operator.execute(context())
+
+    assert result is operator.output_table
+    assert asked_hooks == ["warehouse"]
+    assert "warehouse" in asked_connections and "aws_conn" in asked_connections
+    role = f"IAM_ROLE '{ROLE}'"
+    assert conn.cursor_obj.executed == [
+        (f"DELETE FROM {TABLE}", None),
+        (expected_copy(DAY1, role), None),
+        ("SELECT pg_last_copy_count()", None),
+        (expected_copy(DAY2, role), None),
+        ("SELECT pg_last_copy_count()", None),
+    ]
+    assert conn.events == ["commit", "close"]
+
+    log_text = caplog.text
+    assert ROLE not in log_text
+    assert "sparkifySecretRole" not in log_text
+    assert f"FROM 's3://{BUCKET}/{DAY1}'\n<credentials>\nFORMAT AS JSON" in log_text
+    assert f"Staged 200 rows from 2 object(s) of s3://{BUCKET} into {TABLE}" in log_text
+
+
+def test_redshift_with_access_keys_never_logs_them(monkeypatch, caplog):
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"
+    asked: list[str] = []
+
+    def get_credentials(self, region_name=None):
+        asked.append(self.aws_conn_id)
+        return ReadOnlyCredentials("AKIAFAKEACCESSKEY", secret, "FwoGZXIvYXdzSESSIONTOKEN")
+
+    monkeypatch.setattr(S3Hook, "get_credentials", get_credentials)
+    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b""}))
+    patch_connections(monkeypatch, warehouse_extra={}, aws_extra={"region_name": "us-east-1"})
+    conn = FakeConnection(FakeCursor(copy_counts(7)))
+    patch_postgres_hook(monkeypatch, conn)
+
+    with caplog.at_level(logging.DEBUG):
+        make_operator(dialect="redshift").execute(context(days=1))
+
+    credentials = (
+        "CREDENTIALS 'aws_access_key_id=AKIAFAKEACCESSKEY;"
+        f"aws_secret_access_key={secret};token=FwoGZXIvYXdzSESSIONTOKEN'"
+    )
+    assert asked == ["aws_conn"]
+    assert conn.cursor_obj.statements[1] == expected_copy(DAY1, credentials, region="us-east-1")
+    for leaked in (
+        secret,
+        "AKIAFAKEACCESSKEY",
+        "FwoGZXIvYXdzSESSIONTOKEN",
+        "aws_secret_access_key",
+    ):
+        assert leaked not in caplog.text
+    assert "<credentials>" in caplog.text
+
+
+def test_redshift_explicit_region_and_options(monkeypatch):
+    operator = make_operator(
+        dialect="redshift", region="eu-west-1", max_rejects=3,
+        json_paths=f"s3://{BUCKET}/log_json_path.json",
+    )  # fmt: skip
+    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b""}))
+    asked = patch_connections(monkeypatch, warehouse_extra={"iam_role": ROLE}, aws_extra={})
+    conn = FakeConnection(FakeCursor(copy_counts(1)))
+    patch_postgres_hook(monkeypatch, conn)
+
+    operator.execute(context(days=1))
+
+    assert "aws_conn" not in asked  # the region is not looked up when given
+    assert conn.cursor_obj.statements[1] == (
+        f"COPY {TABLE}\n"
+        f"FROM 's3://{BUCKET}/{DAY1}'\n"
+        f"IAM_ROLE '{ROLE}'\n"
+        f"FORMAT AS JSON 's3://{BUCKET}/log_json_path.json'\n"
+        "REGION 'eu-west-1'\n"
+        "TIMEFORMAT 'epochmillisecs'\n"
+        "MAXERROR 3\n"
+        "COMPUPDATE OFF STATUPDATE OFF"
+    )
+
+
+def test_redshift_whole_prefix_is_one_copy(monkeypatch):
+    operator = make_operator(
+        dialect="redshift",
+        input_file=File(f"s3://{BUCKET}/song_data/", conn_id="aws_conn"),
+        output_table=Table(
+            name="staging_songs", conn_id="warehouse", metadata=Metadata(schema="public")
+        ),
+        key_template=None,
+    )
+    client = s3({"song_data/A/1.json": b"{}", "song_data/B/2.json": b"{}"})
+    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: client)
+    patch_connections(monkeypatch, warehouse_extra={"iam_role": ROLE}, aws_extra={})
+    conn = FakeConnection(FakeCursor(copy_counts(2)))
+    patch_postgres_hook(monkeypatch, conn)
+
+    operator.execute(context())
+
+    assert conn.cursor_obj.statements == [
+        'DELETE FROM "public"."staging_songs"',
+        (
+            'COPY "public"."staging_songs"\n'
+            f"FROM 's3://{BUCKET}/song_data/'\n"
+            f"IAM_ROLE '{ROLE}'\n"
+            "FORMAT AS JSON 'auto ignorecase'\n"
+            "TIMEFORMAT 'epochmillisecs'\n"
+            "MAXERROR 0\n"
+            "COMPUPDATE OFF STATUPDATE OFF"
+        ),
+        "SELECT pg_last_copy_count()",
+    ]
+
+
+def test_missing_day_fails_before_touching_the_warehouse(monkeypatch):
+    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b""}))
+    conn = FakeConnection()
+    asked = patch_postgres_hook(monkeypatch, conn)
+    with pytest.raises(MissingObjectsError, match=f"s3://{BUCKET}/{DAY2}"):
+        make_operator(dialect="redshift").execute(context())
+    assert asked == []
+    assert conn.cursor_obj.executed == []
+
+
+def test_redshift_copy_error_rolls_back(monkeypatch):
+    def respond(sql, params):
+        if sql.startswith("COPY"):
+            raise RuntimeError("Load into table 'staging_events' failed. Check 'stl_load_errors'")
+
+    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b""}))
+    patch_connections(monkeypatch, warehouse_extra={"iam_role": ROLE}, aws_extra={})
+    conn = FakeConnection(FakeCursor(respond))
+    patch_postgres_hook(monkeypatch, conn)
+    with pytest.raises(RuntimeError, match="stl_load_errors"):
+        make_operator(dialect="redshift").execute(context(days=1))
+    assert conn.events == ["rollback", "close"]
+
+
+# ----------------------------------------------------------------------------- PostgreSQL path
+
+
+def postgres_cursor() -> FakeCursor:
+    def respond(sql, params):
+        if "information_schema.columns" in sql:
+            assert params == ("public", "staging_events")
+            return Result(rows=list(STAGING_EVENTS))
+        return None
+
+    return FakeCursor(respond)
+
+
+def test_postgres_streams_every_line_into_one_copy(monkeypatch, caplog):
+    second = {**EVENT, "userId": "", "page": "Home", "artist": None, "ts": 1541106106797}
+    client = s3({DAY1: lines(EVENT, second), DAY2: lines({**EVENT, "sessionId": 140}) + b"\n"})
+    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: client)
+    conn = FakeConnection(postgres_cursor())
+    patch_postgres_hook(monkeypatch, conn)
+
+    with caplog.at_level(logging.INFO):
+        make_operator(dialect="postgres", max_workers=2).execute(context())
+
+    cursor = conn.cursor_obj
+    assert cursor.statements[0] == f"TRUNCATE {TABLE}"
+    assert "information_schema.columns" in cursor.statements[1]
+    assert cursor.executed[2:] == [DELETE_REJECTS]  # this run's earlier rejects, none new
+    assert cursor.executemany_calls == []
+    columns = ", ".join(f'"{row[0]}"' for row in STAGING_EVENTS)
+    assert cursor.copies == [f"COPY {TABLE} ({columns}) FROM STDIN"]
+    rows = parse_copy_text(cursor.copied, len(STAGING_EVENTS))
+    assert len(rows) == 3
+    by_ts_session = {(r[15], r[12]): r for r in rows}
+    first = by_ts_session[("1541106106796", "139")]
+    assert first == (
+        "Des'ree", "Logged In", "Kaylee", "F", "1", "Summers", "246.30812", "free",
+        "Phoenix-Mesa-Scottsdale, AZ", "PUT", "NextSong", "1540344794796.0", "139",
+        "You Gotta Be", "200", "1541106106796", '"Mozilla/5.0"', "8",
+    )  # fmt: skip
+    assert by_ts_session[("1541106106797", "139")][0] is None
+    assert by_ts_session[("1541106106797", "139")][17] == ""
+    assert ("1541106106796", "140") in by_ts_session
+    assert conn.events == ["commit", "close"]
+    assert f"Staged 3 rows from 2 object(s) of s3://{BUCKET} into {TABLE}" in caplog.text
+
+
+def test_postgres_bad_record_fails_the_task_naming_the_object_and_line(monkeypatch):
+    client = s3({DAY1: lines(EVENT), DAY2: lines(EVENT, {**EVENT, "ts": "abc"})})
+    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: client)
+    conn = FakeConnection(postgres_cursor())
+    patch_postgres_hook(monkeypatch, conn)
+
+    with pytest.raises(AirflowException) as info:
+        make_operator(dialect="postgres").execute(context())
+
+    assert str(info.value) == (
+        f"staging s3://{BUCKET}/ into {TABLE} failed, nothing was loaded: "
+        f"more than 0 bad record(s) (max_rejects); first: {DAY2} line 2: "
+        "ts must be an integer, got 'abc'"
+    )
+    assert conn.cursor_obj.executemany_calls == []
+    assert conn.commits == 0
+    assert conn.events == ["rollback", "close"]
+
+
+def test_postgres_rejects_within_the_limit_are_recorded_and_the_rest_loads(monkeypatch, caplog):
+    too_long = {**EVENT, "gender": "Female, 42"}  # VARCHAR(8)
+    client = s3({
+        DAY1: lines(EVENT) + b"{broken\n" + lines({**EVENT, "sessionId": 2}),
+        DAY2: lines(too_long, {**EVENT, "sessionId": 3}),
+    })  # fmt: skip
+    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: client)
+    conn = FakeConnection(postgres_cursor())
+    patch_postgres_hook(monkeypatch, conn)
+    before = datetime.now(UTC).replace(tzinfo=None)
+
+    operator = make_operator(max_rejects=2)
+    with caplog.at_level(logging.INFO):
+        operator.execute(context())
+
+    cursor = conn.cursor_obj
+    rows = parse_copy_text(cursor.copied, len(STAGING_EVENTS))
+    assert sorted(r[12] for r in rows) == ["139", "2", "3"]  # session ids of the good rows
+    assert cursor.executed[2] == DELETE_REJECTS
+    ((statement, recorded),) = cursor.executemany_calls
+    assert statement == (
+        f"INSERT INTO {REJECTS} "
+        "(run_id, table_name, source_key, line_number, reason, raw_line, rejected_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    )
+    assert [row[:4] for row in recorded] == [
+        (RUN_ID, "staging_events", DAY1, 2),
+        (RUN_ID, "staging_events", DAY2, 1),
+    ]
+    assert recorded[0][4].startswith("malformed JSON (")
+    assert recorded[0][5] == "{broken"
+    assert recorded[1][4] == "gender is 10 characters, longer than the column's 8"
+    assert recorded[1][5] == json.dumps(too_long)
+    assert all(before <= row[6] <= datetime.now(UTC).replace(tzinfo=None) for row in recorded)
+    assert conn.events == ["commit", "close"]
+    set_aside = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.getMessage().startswith("Set aside")
+    ]
+    assert set_aside == [
+        f"Set aside 2 bad record(s) in staging_rejects, first: {DAY1} line 2: " + recorded[0][4]
+    ]
+    assert f"Staged 3 rows from 2 object(s) of s3://{BUCKET} into {TABLE}" in caplog.text
+
+
+def test_postgres_one_reject_too_many_fails_naming_them(monkeypatch):
+    client = s3({DAY1: b"[1]\n{}\n" + lines(EVENT), DAY2: lines({**EVENT, "length": "x"})})
+    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: client)
+    conn = FakeConnection(postgres_cursor())
+    patch_postgres_hook(monkeypatch, conn)
+    with pytest.raises(AirflowException) as info:
+        make_operator(max_rejects=2).execute(context())
+    message = str(info.value)
+    assert message.startswith(
+        f"staging s3://{BUCKET}/ into {TABLE} failed, nothing was loaded: "
+        "more than 2 bad record(s) (max_rejects); first: "
+    )
+    assert f"{DAY1} line 1: expected a JSON object, got list" in message
+    assert f"{DAY1} line 2: required field 'ts' is missing or null" in message
+    assert conn.cursor_obj.executemany_calls == []
+    assert conn.events == ["rollback", "close"]
+
+
+def test_s3_listing_error_fails_before_the_warehouse_naming_bucket_and_connection(monkeypatch):
+    from botocore.exceptions import EndpointConnectionError
+
+    client = FakeS3Client(
+        {BUCKET: {}},
+        list_error=EndpointConnectionError(endpoint_url="http://127.0.0.1:8002/sparkify-test"),
+        endpoint_url="http://127.0.0.1:8002",
+    )
+    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: client)
+    asked = patch_postgres_hook(monkeypatch, FakeConnection())
+    with pytest.raises(AirflowException) as info:
+        make_operator().execute(context())
+    message = str(info.value)
+    assert f"s3://{BUCKET}" in message
+    assert "'aws_conn'" in message
+    assert "http://127.0.0.1:8002" in message
+    assert 'Could not connect to the endpoint URL: "http://127.0.0.1:8002/sparkify-test"' in message
+    assert isinstance(info.value.__cause__, EndpointConnectionError)
+    assert asked == []
+
+
+def test_skip_mode_with_no_file_stages_nothing(monkeypatch):
+    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({}))
+    conn = FakeConnection(postgres_cursor())
+    patch_postgres_hook(monkeypatch, conn)
+    make_operator(missing_keys="skip").execute(context(days=1))
+    assert conn.cursor_obj.statements == [f"TRUNCATE {TABLE}"]
+    assert conn.cursor_obj.copies == []
+    assert conn.commits == 1
+
+
+def test_max_rejects_refuses_booleans():
+    with pytest.raises(ValueError, match="max_rejects must be a non-negative integer"):
+        StageToRedshiftOperator(
+            task_id="t",
+            input_file=File("s3://bucket-1/log_data/", conn_id="aws"),
+            output_table=Table(name="staging_events", conn_id="pg"),
+            max_rejects=True,
+        )
