@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.decorators import dag
+from airflow.models.param import Param
 from airflow.operators.empty import EmptyOperator
 from astro import sql as aql
 from astro.files import File
@@ -60,6 +61,7 @@ def warehouse_table(name: str) -> Table:
     template_searchpath=[str(SQL_DIR)],
     tags=["sparkify", "etl", TARGET.name],
     doc_md=DOC_MD,
+    params={"full_reload": Param(False, type="boolean", description="re-read every song file")},
 )
 def sparkify_etl() -> None:
     begin = EmptyOperator(task_id="begin_execution")
@@ -83,6 +85,10 @@ def sparkify_etl() -> None:
         output_table=warehouse_table("staging_songs"),
         dialect=TARGET.dialect,
         max_rejects=10,
+        # Only new or changed song files are read (by ETag); trigger with
+        # {"full_reload": true} to read them all again.
+        incremental=TARGET.dialect == "postgres",
+        full_reload="{{ params.full_reload }}",
     )
     load_songplays = LoadFactOperator(
         task_id="load_songplays_fact_table",

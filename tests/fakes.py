@@ -71,6 +71,10 @@ class FakeCursor:
     def fetchone(self) -> tuple | None:
         return self.rows.pop(0) if self.rows else None
 
+    def fetchall(self) -> list[tuple]:
+        rows, self.rows = self.rows, []
+        return rows
+
     def __iter__(self):
         while self.rows:
             yield self.rows.pop(0)

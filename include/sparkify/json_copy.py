@@ -178,14 +178,20 @@ def _converter(column: Column) -> Callable[[object], str]:
     return to_text
 
 
+# A staging column of this name records which object each row came from (it is not read
+# from the JSON): incremental loads replace the rows of changed objects by it.
+SOURCE_KEY_COLUMN = "source_key"
+
+
 class RowEncoder:
     """Turns one JSON line into one line of COPY text for the given columns."""
 
     def __init__(self, columns: Sequence[Column]) -> None:
         self.columns = list(columns)
         self._converters = [(c.name, c.nullable, _converter(c)) for c in self.columns]
+        self._tracks_source = any(c.name == SOURCE_KEY_COLUMN for c in self.columns)
 
-    def encode(self, line: bytes | str, where: str) -> str:
+    def encode(self, line: bytes | str, where: str, source_key: str | None = None) -> str:
         try:
             record = json.loads(line)
         except ValueError as exc:
@@ -193,6 +199,8 @@ class RowEncoder:
         if not isinstance(record, dict):
             raise RecordError(where, f"expected a JSON object, got {type(record).__name__}")
         values = {key.lower(): value for key, value in record.items()}
+        if self._tracks_source:
+            values[SOURCE_KEY_COLUMN] = source_key
         fields = []
         for name, nullable, convert in self._converters:
             value = values.get(name)
@@ -222,7 +230,7 @@ def encode_object(
         if not line.strip():
             continue
         try:
-            yield encoder.encode(line, f"{key} line {number}")
+            yield encoder.encode(line, f"{key} line {number}", key)
         except RecordError as error:
             if rejects is None:
                 raise

@@ -42,16 +42,20 @@ def interval_keys(template: str, start: datetime, end: datetime) -> list[str]:
     return [day.strftime(template) for day in days_in_interval(start, end)]
 
 
-def list_keys(client: Any, bucket: str, prefix: str, suffix: str = ".json") -> list[str]:
-    """Every key under ``prefix`` ending in ``suffix``, sorted; one paginated listing."""
+def list_etags(client: Any, bucket: str, prefix: str, suffix: str = ".json") -> dict[str, str]:
+    """Key -> ETag of every object under ``prefix`` ending in ``suffix``; one listing."""
     paginator = client.get_paginator("list_objects_v2")
-    keys = [
-        item["Key"]
+    return {
+        item["Key"]: item.get("ETag", "")
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
         for item in page.get("Contents", ())
         if item["Key"].endswith(suffix)
-    ]
-    return sorted(keys)
+    }
+
+
+def list_keys(client: Any, bucket: str, prefix: str, suffix: str = ".json") -> list[str]:
+    """Every key under ``prefix`` ending in ``suffix``, sorted; one paginated listing."""
+    return sorted(list_etags(client, bucket, prefix, suffix))
 
 
 def existing_keys(client: Any, bucket: str, keys: Iterable[str]) -> tuple[list[str], list[str]]:

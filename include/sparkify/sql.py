@@ -213,3 +213,32 @@ def insert_reject(rejects_table: str) -> str:
         "(run_id, table_name, source_key, line_number, reason, raw_line, rejected_at) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s)"
     )
+
+
+# ---------------------------------------------------------------- incremental staging
+# PostgreSQL path only (array parameters): Redshift stages the whole prefix in-cluster.
+
+
+def manifest_select(manifest_table: str) -> str:
+    return (
+        f"SELECT source_key, etag FROM {manifest_table} "  # noqa: S608 - validated identifier
+        "WHERE table_name = %(table_name)s"
+    )
+
+
+def manifest_forget(manifest_table: str, every_key: bool) -> str:
+    """Forget a table's manifest entries: all, or those in ``%(keys)s`` (a list)."""
+    statement = f"DELETE FROM {manifest_table} WHERE table_name = %(table_name)s"  # noqa: S608
+    return statement if every_key else statement + " AND source_key = ANY(%(keys)s)"
+
+
+def manifest_insert(manifest_table: str) -> str:
+    return (
+        f"INSERT INTO {manifest_table} "  # noqa: S608 - validated identifier
+        "(table_name, source_key, etag, loaded_at) VALUES (%s, %s, %s, %s)"
+    )
+
+
+def delete_rows_of_objects(table: str) -> str:
+    """Drop a staging table's rows that came from the objects in ``%(keys)s``."""
+    return f"DELETE FROM {table} WHERE source_key = ANY(%(keys)s)"  # noqa: S608

@@ -35,7 +35,18 @@ CREATE TABLE IF NOT EXISTS staging_songs (
     song_id             VARCHAR(32),
     title               VARCHAR(1024),
     duration            DOUBLE PRECISION,
-    year                INTEGER
+    year                INTEGER,
+    source_key          VARCHAR(1024)       -- the S3 object the row came from (PostgreSQL path)
+);
+
+-- Which objects a staging table holds, by key and ETag: an incremental load reads only
+-- the objects that are new or changed since the last successful load.
+CREATE TABLE IF NOT EXISTS staging_manifest (
+    table_name      VARCHAR(256) NOT NULL,
+    source_key      VARCHAR(1024) NOT NULL,
+    etag            VARCHAR(256) NOT NULL,
+    loaded_at       TIMESTAMP NOT NULL,
+    PRIMARY KEY (table_name, source_key)
 );
 
 -- Fact: one row per play. songplay_id is derived from the event's identity

@@ -16,7 +16,7 @@ from include.sparkify.s3_objects import (
     existing_keys,
     interval_keys,
     line_reader,
-    list_keys,
+    list_etags,
     parse_s3_url,
 )
 from include.sparkify.warehouse import transaction
@@ -59,9 +59,17 @@ class StageToRedshiftOperator(BaseOperator):
         statement, i.e. per daily file (rejects land in ``STL_LOAD_ERRORS``).
     :param rejects_table: table of set-aside records (PostgreSQL path), in the schema of
         ``output_table``.
+    :param incremental: PostgreSQL path, whole prefix only: read just the objects that are
+        new or changed (by ETag) since the last successful load, drop the rows of changed
+        and deleted ones, and keep the table a complete mirror of the prefix. Needs a
+        ``source_key`` column in ``output_table``; the keys and ETags are kept in
+        ``manifest_table``. The first load, or an empty manifest, loads everything.
+    :param full_reload: with ``incremental``, ignore the manifest and reload every object
+        (``True``/``False``, or a template rendering to ``"True"``/``"False"``). Templated.
+    :param manifest_table: where incremental loads keep keys and ETags.
     """
 
-    template_fields: Sequence[str] = ("input_file", "key_template")
+    template_fields: Sequence[str] = ("input_file", "key_template", "full_reload")
     ui_color = "#358140"
 
     def __init__(
@@ -77,6 +85,9 @@ class StageToRedshiftOperator(BaseOperator):
         region: str | None = None,
         max_rejects: int = 0,
         rejects_table: str = "staging_rejects",
+        incremental: bool = False,
+        full_reload: bool | str = False,
+        manifest_table: str = "staging_manifest",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [output_table])
@@ -97,6 +108,14 @@ class StageToRedshiftOperator(BaseOperator):
             raise ValueError(f"max_rejects must be a non-negative integer, not {max_rejects!r}")
         self.max_rejects = max_rejects
         self.rejects_table = rejects_table
+        if incremental and (dialect != "postgres" or key_template is not None):
+            raise ValueError(
+                "incremental staging is for the PostgreSQL path over a whole prefix "
+                "(Redshift's COPY of the prefix runs inside the cluster)"
+            )
+        self.incremental = incremental
+        self.full_reload = full_reload
+        self.manifest_table = manifest_table
 
     # ------------------------------------------------------------------ planning
 
@@ -114,15 +133,21 @@ class StageToRedshiftOperator(BaseOperator):
         )
         return S3Hook(aws_conn_id=self.input_file.conn_id, config=config).get_conn()
 
+    def list_prefix(self, client: Any) -> dict[str, str]:
+        """Key -> ETag of every ``.json`` object under the prefix; raises when there is none."""
+        bucket, prefix = parse_s3_url(self.input_file.path)
+        listed = list_etags(client, bucket, prefix)
+        if not listed:
+            raise MissingObjectsError(
+                f"no .json objects under s3://{bucket}/{prefix}: nothing to stage"
+            )
+        return listed
+
     def plan_keys(self, client: Any, context: Context) -> list[str]:
         """The object keys this run stages; raises when there is nothing to stage."""
-        bucket, prefix = parse_s3_url(self.input_file.path)
-        where = f"s3://{bucket}/{prefix}"
+        bucket, _ = parse_s3_url(self.input_file.path)
         if self.key_template is None:
-            keys = list_keys(client, bucket, prefix)
-            if not keys:
-                raise MissingObjectsError(f"no .json objects under {where}: nothing to stage")
-            return keys
+            return sorted(self.list_prefix(client))
         start, end = context["data_interval_start"], context["data_interval_end"]
         wanted = interval_keys(self.key_template, start, end)
         keys, missing = existing_keys(client, bucket, wanted)
@@ -144,7 +169,8 @@ class StageToRedshiftOperator(BaseOperator):
         client = self._s3_client()
         bucket, _ = parse_s3_url(self.input_file.path)
         try:
-            keys = self.plan_keys(client, context)
+            listed = self.list_prefix(client) if self.incremental else None
+            keys = sorted(listed) if listed is not None else self.plan_keys(client, context)
         except (BotoCoreError, ClientError) as exc:
             endpoint = client.meta.endpoint_url
             raise AirflowException(
@@ -155,7 +181,10 @@ class StageToRedshiftOperator(BaseOperator):
         table = sql.qualified(self.schema, self.output_table.name)
         started = time.monotonic()
         with transaction(self.output_table.conn_id) as cursor:
-            cursor.execute(sql.clear_table(table, self.dialect))
+            if listed is not None:
+                keys, forgotten = self._forget_stale_objects(cursor, table, listed)
+            else:
+                cursor.execute(sql.clear_table(table, self.dialect))
             if not keys:
                 rows = 0
             elif self.dialect == "redshift":
@@ -164,11 +193,66 @@ class StageToRedshiftOperator(BaseOperator):
                 rows = self._copy_on_postgres(
                     cursor, table, client, bucket, keys, context["run_id"]
                 )
+            if listed is not None:
+                self._record_manifest(cursor, listed, keys, forgotten)
         self.log.info(
             "Staged %s rows from %s object(s) of s3://%s into %s in %.1f s",
             rows, len(keys), bucket, table, time.monotonic() - started,
         )  # fmt: skip
         return self.output_table
+
+    # ------------------------------------------------------------------ incremental
+
+    def _full_reload_requested(self) -> bool:
+        value = self.full_reload
+        if isinstance(value, str):
+            if value.strip().lower() not in ("true", "false"):
+                raise ValueError(f"full_reload must render to True or False, not {value!r}")
+            return value.strip().lower() == "true"
+        return bool(value)
+
+    def _forget_stale_objects(
+        self, cursor: Any, table: str, listed: dict[str, str]
+    ) -> tuple[list[str], list[str] | None]:
+        """Drop rows of changed and deleted objects.
+
+        Returns the keys to (re)load and the manifest keys to forget (``None``: all).
+        """
+        from include.sparkify import manifest
+
+        manifest_table = sql.qualified(self.schema, self.manifest_table)
+        known = (
+            {}
+            if self._full_reload_requested()
+            else manifest.read(cursor, manifest_table, self.output_table.name)
+        )
+        if not known:
+            cursor.execute(sql.clear_table(table, self.dialect))
+            self.log.info("Full load of %s objects (no manifest, or full_reload)", len(listed))
+            return sorted(listed), None
+        plan = manifest.diff(listed, known)
+        if plan.stale:
+            cursor.execute(sql.delete_rows_of_objects(table), {"keys": plan.stale})
+        self.log.info(
+            "Incremental load: %s new or changed, %s removed, %s unchanged object(s)",
+            len(plan.changed), len(plan.removed), plan.unchanged,
+        )  # fmt: skip
+        return plan.changed, plan.stale
+
+    def _record_manifest(
+        self, cursor: Any, listed: dict[str, str], loaded: list[str], forget: list[str] | None
+    ) -> None:
+        from include.sparkify import manifest
+
+        manifest.record(
+            cursor,
+            sql.qualified(self.schema, self.manifest_table),
+            self.output_table.name,
+            {key: listed[key] for key in loaded},
+            forget=forget,
+        )
+
+    # ------------------------------------------------------------------ copying
 
     def _copy_on_postgres(
         self, cursor: Any, table: str, client: Any, bucket: str, keys: list[str], run_id: str

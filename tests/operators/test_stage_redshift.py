@@ -137,16 +137,20 @@ def test_constructor_validation(kwargs, message):
 
 
 def test_template_fields_render_the_file_and_the_key_template():
-    assert StageToRedshiftOperator.template_fields == ("input_file", "key_template")
+    assert StageToRedshiftOperator.template_fields == ("input_file", "key_template", "full_reload")
     operator = make_operator(
         input_file=File("s3://{{ params.bucket }}/log_data/", conn_id="aws_conn"),
         key_template="log_data/{{ params.folder }}/%Y-%m-%d-events.json",
+        full_reload="{{ params.full_reload }}",
     )
     operator.render_template_fields(
-        {"params": {"bucket": "rendered-bucket", "folder": "2018"}}, jinja_env=jinja2.Environment()
+        {"params": {"bucket": "rendered-bucket", "folder": "2018", "full_reload": True}},
+        jinja_env=jinja2.Environment(),
     )
     assert operator.input_file.path == "s3://rendered-bucket/log_data/"
     assert operator.key_template == "log_data/2018/%Y-%m-%d-events.json"
+    assert operator.full_reload == "True"
+    assert operator._full_reload_requested() is True
 
 
 def test_s3_client_uses_the_files_connection(monkeypatch):
