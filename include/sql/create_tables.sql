@@ -88,7 +88,7 @@ CREATE TABLE IF NOT EXISTS artists (
     longitude       DOUBLE PRECISION
 );
 
-CREATE TABLE IF NOT EXISTS time (
+CREATE TABLE IF NOT EXISTS "time" (          -- quoted: TIME is reserved on Redshift
     start_time      TIMESTAMP NOT NULL PRIMARY KEY,
     hour            SMALLINT,
     day             SMALLINT,
