@@ -12,13 +12,21 @@ ENV := source scripts/airflow_env.sh &&
 DATA ?=
 START ?=
 END ?=
+# make bench: SCALE=full|small, QUICK=1 (tiny data, 1 run), RUNS=n, BACKFILL=0 to skip the
+# Airflow backfill, BENCH_ARGS for anything else (python -m bench.bench_staging --help).
+SCALE ?= full
+QUICK ?=
+RUNS ?=
+BACKFILL ?= $(if $(QUICK),0,1)
+BENCH_ARGS ?=
 
-.PHONY: help venv stack airflow-db airflow browser run test lint format stop clean
+.PHONY: help venv stack airflow-db airflow browser run test lint format stop clean bench
 
 help:
 	@echo "make run    run sparkify_etl end to end on the local stack (DATA=, START=, END=)"
 	@echo "make test   lint, then every test (starts the stack)"
 	@echo "make airflow  Airflow's UI (webserver + scheduler) on http://127.0.0.1:8080, admin/admin"
+	@echo "make bench  staging benchmark, 20-30 min (SCALE=full|small, QUICK=1, RUNS=, BACKFILL=0)"
 	@echo "make stop   stop Airflow, the local PostgreSQL and S3 API"
 
 venv: $(VENV)/.installed
@@ -50,6 +58,12 @@ airflow: stack airflow-db
 run: stack airflow-db
 	@$(ENV) python -m include.local_stack.run_pipeline \
 		$(if $(DATA),--data "$(DATA)") $(if $(START),--start $(START)) $(if $(END),--end $(END))
+
+# Issue 3's staging benchmark: results in bench/results/latest.json (see bench/README.md).
+bench: stack
+	@$(ENV) python -m bench.bench_staging --scale $(SCALE) $(if $(QUICK),--quick) \
+		$(if $(RUNS),--runs $(RUNS)) \
+		$(if $(filter 1 yes true,$(BACKFILL)),--backfill,--no-backfill) $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

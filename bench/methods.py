@@ -1,0 +1,354 @@
+"""The four ways of staging S3 JSON into PostgreSQL that the benchmark compares.
+
+Each run happens in a fresh process (``python -m bench.methods '<job json>'``) so that
+its peak RSS is its own. Imports happen before the clock starts; the clock covers
+everything else: clients and connections, the listing, emptying the table, the load and
+the commit. The row count is read from the table after the clock stops.
+
+(a) ``project``: this project's loader, ``StageToRedshiftOperator.execute`` on the
+    PostgreSQL path, whose work is ``list_keys`` + one transaction of ``TRUNCATE`` and
+    ``copy_objects(cursor, table, table_columns(...), keys, line_reader(client, bucket),
+    max_workers=32, rejects=RejectCollector(0))``.
+(b) ``astro``: astro-sdk 1.9.0's stock ``LoadFileOperator`` (``aql.load_file``) on a
+    ``File(s3://bucket/prefix, filetype=NDJSON)`` into a ``Table`` named
+    ``astro_<staging table>`` with the defaults (``if_exists="replace"``: astro drops
+    the table and creates it from the first file's DataFrame, then COPYs each file's
+    DataFrame as CSV). Its own table because its COPY is positional, without a column
+    list: it cannot load the project's table, whose columns differ from the JSON keys
+    (lower case, plus ``source_key``).
+(c) ``per_file``: the classic path, for each key ``S3Hook.read_key`` ->
+    ``pandas.read_json(lines=True)`` -> ``DataFrame.to_sql(if_exists="append")``.
+(d) ``floor``: no Airflow, no pandas: one listing, 32 concurrent ``get_object`` with
+    boto3, a JSON parse per line (``orjson.loads`` when installed, as in the project's
+    loader, else ``json.loads``), rows written with the csv module, streamed into one
+    ``COPY ... FROM STDIN``: little work per row and no checks, pipelined like (a).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.common import AWS_CONN_ID, PG_CONN_ID, count_rows
+
+METHOD_LABELS = {
+    "a": "project loader (StageToRedshiftOperator, PostgreSQL path)",
+    "b": "astro-sdk 1.9.0 load_file",
+    "c": "per file: S3Hook.read_key + pandas.read_json + to_sql",
+    "d": "I/O floor: boto3 GETs + json.loads + one COPY",
+}
+METHOD_NAMES = {"a": "project", "b": "astro", "c": "per_file", "d": "floor"}
+
+Load = Callable[[], dict[str, Any]]
+
+
+def _tables(job: dict[str, Any]) -> tuple[str, str, str]:
+    return job["bucket"], job["prefix"], job["table"]
+
+
+# ------------------------------------------------------------------ (a) project loader
+
+
+def project_loader(job: dict[str, Any]) -> Load:
+    import airflow  # noqa: F401 - puts the plugins folder on sys.path
+    from astro.files import File
+    from astro.table import Metadata, Table
+
+    from operators.stage_redshift import StageToRedshiftOperator
+
+    bucket, prefix, table = _tables(job)
+    operator = StageToRedshiftOperator(
+        task_id="bench_stage",
+        input_file=File(f"s3://{bucket}/{prefix}", conn_id=AWS_CONN_ID),
+        output_table=Table(name=table, conn_id=PG_CONN_ID, metadata=Metadata(schema="public")),
+        dialect="postgres",
+        key_template=None,  # every .json object under the prefix, from list_keys
+        max_workers=32,
+        max_rejects=0,
+    )
+
+    def load() -> dict[str, Any]:
+        operator.execute({"run_id": "bench"})
+        return {}
+
+    return load
+
+
+# ------------------------------------------------------------------ (b) astro-sdk
+
+
+class _XComSink:
+    """The one thing LoadFileOperator.execute needs from the context's task instance."""
+
+    def xcom_push(self, key: str, value: Any, **kwargs: Any) -> None:
+        pass
+
+
+def astro_load_file(job: dict[str, Any]) -> Load:
+    from astro.constants import FileType
+    from astro.files import File
+    from astro.sql.operators.load_file import LoadFileOperator
+    from astro.table import Metadata, Table
+
+    bucket, prefix, table = _tables(job)
+    output = f"astro_{table}"
+    operator = LoadFileOperator(
+        task_id="bench_load_file",
+        input_file=File(
+            path=f"s3://{bucket}/{prefix}", conn_id=AWS_CONN_ID, filetype=FileType.NDJSON
+        ),
+        output_table=Table(name=output, conn_id=PG_CONN_ID, metadata=Metadata(schema="public")),
+    )
+
+    def load() -> dict[str, Any]:
+        operator.execute({"ti": _XComSink()})
+        return {"table": output}
+
+    return load
+
+
+# ------------------------------------------------------------------ (c) per file, pandas
+
+
+def per_file_pandas(job: dict[str, Any]) -> Load:
+    import pandas as pd
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from include.sparkify.sql import identifier
+
+    bucket, prefix, table = _tables(job)
+
+    def load() -> dict[str, Any]:
+        s3 = S3Hook(aws_conn_id=AWS_CONN_ID)
+        engine = PostgresHook(postgres_conn_id=PG_CONN_ID).get_sqlalchemy_engine()
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"TRUNCATE {identifier(table)}")
+        keys = [k for k in s3.list_keys(bucket_name=bucket, prefix=prefix) if k.endswith(".json")]
+        rows = 0
+        for key in keys:
+            frame = pd.read_json(io.StringIO(s3.read_key(key, bucket_name=bucket)), lines=True)
+            frame.columns = [str(c).lower() for c in frame.columns]
+            frame.to_sql(table, engine, schema="public", if_exists="append", index=False)
+            rows += len(frame)
+        engine.dispose()
+        return {"objects": len(keys), "rows_reported": rows}
+
+    return load
+
+
+# ------------------------------------------------------------------ (d) the I/O floor
+
+_NULL = "\\N"
+_CHUNK = 1 << 20
+
+
+class _QueueReader:
+    """A file-like ``read()`` over a queue of byte chunks ended by ``None`` (COPY's input)."""
+
+    def __init__(self, chunks: Any) -> None:
+        self._chunks = chunks
+
+    def read(self, size: int = -1) -> bytes:
+        # psycopg2 sends whatever read() returns; b"" ends the COPY.
+        chunk = self._chunks.get()
+        return b"" if chunk is None else chunk
+
+
+def json_loads() -> Callable[[bytes], Any]:
+    """The floor's JSON parser: orjson's when installed, as the project's loader does."""
+    try:
+        from orjson import loads
+    except ImportError:  # pragma: no cover - orjson is in the lock
+        from json import loads
+    return loads
+
+
+def io_floor(job: dict[str, Any]) -> Load:
+    """Fetch, parse and COPY with the least work per row, streaming like (a) does.
+
+    Workers read each object in 1 MB pieces, turn its lines into CSV rows and hand
+    ~1 MB chunks to a bounded queue that one COPY drains: the database parses while
+    Python parses, and memory stays flat. (Holding whole objects until the COPY gets to
+    them is slower on big files: the COPY starts only when the first object is done.)
+    """
+    import csv
+    import queue
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+    import psycopg2
+    from botocore.config import Config
+
+    from bench.common import S3_ENDPOINT, dsn
+    from include.sparkify.sql import identifier
+
+    bucket, prefix, table = _tables(job)
+    workers = 32
+    loads = json_loads()
+
+    def load() -> dict[str, Any]:
+        client = boto3.client(
+            "s3",
+            endpoint_url=S3_ENDPOINT,
+            region_name="us-east-1",
+            aws_access_key_id="local-access-key",
+            aws_secret_access_key="local-secret-key",
+            config=Config(max_pool_connections=workers),
+        )
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        keys = sorted(
+            item["Key"]
+            for page in pages
+            for item in page.get("Contents", ())
+            if item["Key"].endswith(".json")
+        )
+        conn = psycopg2.connect(dsn(job["database"]))
+        cursor = conn.cursor()
+        cursor.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        )
+        columns = [row[0] for row in cursor]
+        cursor.execute(f"TRUNCATE {identifier(table)}")
+        # Like the project's loader, record each row's object where the table has a column
+        # for it (not from the JSON), so that both load the same rows.
+        source = columns.index("source_key") if "source_key" in columns else None
+        chunks: queue.Queue = queue.Queue(maxsize=64)
+        counts: list[int] = []
+        failures: list[BaseException] = []
+
+        def stage(key: str) -> None:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"]
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")
+            rows = 0
+            pending = b""
+            while True:
+                piece = body.read(_CHUNK)
+                lines = (pending + piece).split(b"\n")
+                pending = lines.pop() if piece else b""
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    record = {k.lower(): v for k, v in loads(line).items()}
+                    row = [_NULL if (v := record.get(c)) is None else v for c in columns]
+                    if source is not None:
+                        row[source] = key
+                    writer.writerow(row)
+                    rows += 1
+                if out.tell() >= _CHUNK or (not piece and out.tell()):
+                    chunks.put(out.getvalue().encode())
+                    out.seek(0)
+                    out.truncate()
+                if not piece:
+                    break
+            counts.append(rows)  # list.append is atomic
+
+        def produce() -> None:
+            try:
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    for future in [pool.submit(stage, key) for key in keys]:
+                        future.result()
+            except BaseException as exc:
+                failures.append(exc)
+            finally:
+                chunks.put(None)
+
+        producer = threading.Thread(target=produce, daemon=True)
+        producer.start()
+        column_sql = ", ".join(identifier(c) for c in columns)
+        cursor.copy_expert(
+            f"COPY {identifier(table)} ({column_sql}) FROM STDIN WITH (FORMAT csv, NULL '{_NULL}')",
+            _QueueReader(chunks),
+        )
+        producer.join()
+        if failures:
+            raise failures[0]
+        conn.commit()
+        conn.close()
+        return {"objects": len(keys), "rows_reported": sum(counts)}
+
+    return load
+
+
+METHODS: dict[str, Callable[[dict[str, Any]], Load]] = {
+    "a": project_loader,
+    "b": astro_load_file,
+    "c": per_file_pandas,
+    "d": io_floor,
+}
+
+
+def _max_rss_mb(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def check_target(job: dict[str, Any]) -> None:
+    """Refuse to run unless the warehouse connection is the job's ``bench_*`` database.
+
+    A malformed ``AIRFLOW_CONN_*`` variable makes Airflow fall back to the metadata DB's
+    connection, i.e. the ``sparkify`` database that ``make run`` leaves up.
+    """
+    if job["method"] == "d":  # no Airflow: connects to job["database"] itself
+        return
+    from airflow.hooks.base import BaseHook
+
+    schema = BaseHook.get_connection(PG_CONN_ID).schema
+    if schema != job["database"] or not schema.startswith("bench_"):
+        raise SystemExit(
+            f"connection {PG_CONN_ID!r} points at database {schema!r}, not the benchmark's "
+            f"{job['database']!r}: is AIRFLOW_CONN_{PG_CONN_ID.upper()} set (JSON)?"
+        )
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Set up (imports), then time one load; returns seconds, rows and memory."""
+    load = METHODS[job["method"]](job)
+    check_target(job)
+    baseline = _max_rss_mb(resource.RUSAGE_SELF)
+    cpu_before = _cpu_seconds()
+    started = time.perf_counter()
+    info = load()
+    seconds = time.perf_counter() - started
+    cpu = _cpu_seconds() - cpu_before
+    table = info.pop("table", job["table"])
+    result = {
+        "method": job["method"],
+        "seconds": seconds,
+        # CPU time of this process (all threads) during the load: near ``seconds`` means
+        # bound by Python (one core, the GIL); far below means waiting (S3, PostgreSQL).
+        "cpu_seconds": cpu,
+        "table": table,
+        "rows": count_rows(job["database"], table),
+        "peak_rss_mb": _max_rss_mb(resource.RUSAGE_SELF),
+        "children_peak_rss_mb": _max_rss_mb(resource.RUSAGE_CHILDREN),
+        "baseline_rss_mb": baseline,
+        **info,
+    }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    job = json.loads(args[0])
+    result = run_job(job)
+    Path(job["result_path"]).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

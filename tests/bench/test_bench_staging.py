@@ -1,0 +1,152 @@
+"""The staging benchmark's harness (bench/), on tiny data: structure and rows, never speed."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import closing
+from datetime import UTC, date, datetime
+
+import pytest
+
+from bench.backfill import task_durations
+from bench.bench_staging import Config, config_from_args, parse_args, run_benchmark
+from bench.common import Dataset, GeneratorSpec, sample_keys
+
+ENTRY_FIELDS = {
+    "median_seconds": float,
+    "rows": int,
+    "rows_per_second": float,
+    "peak_rss_mb": float,
+    "ratio_to_floor": float,
+    "runs": int,
+    "extrapolated": bool,
+    "sample_objects": int,
+    "total_objects": int,
+    "seconds": list,
+    "rows_verified": bool,
+}
+
+
+def tiny_datasets() -> list[Dataset]:
+    def events(days: int) -> GeneratorSpec:
+        return GeneratorSpec(songs=20, days=days, events_per_day=(40, 60), seed=3)
+
+    return [
+        # (b) on a sample: the extrapolation path.
+        Dataset(
+            "pytest-songs",
+            "songs",
+            GeneratorSpec(songs=12, days=1, events_per_day=(5, 5), seed=3),
+            samples={"b": 4},
+        ),
+        Dataset("pytest-events-1x", "events", events(1), group="growth"),
+        Dataset("pytest-events-2x", "events", events(2), group="growth"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("bench")
+    config = Config(
+        datasets=tiny_datasets(),
+        scale="quick",
+        runs=1,
+        database="bench_pytest",
+        data_dir=folder / "data",
+        out=folder / "results.json",
+        backfill=False,
+        logs_dir=folder / "logs",
+    )
+    run_benchmark(config, log=lambda *args: None)
+    return json.loads(config.out.read_text())
+
+
+@pytest.mark.stack
+def test_every_dataset_and_method_has_the_documented_fields(results):
+    assert set(results) >= {"meta", "datasets", "results", "growth", "problems", "markdown"}
+    assert [d["name"] for d in results["datasets"]] == [d.name for d in tiny_datasets()]
+    for dataset in results["datasets"]:
+        by_method = results["results"][dataset["name"]]
+        assert sorted(by_method) == ["a", "b", "c", "d"]
+        for method, entry in by_method.items():
+            for name, kind in ENTRY_FIELDS.items():
+                assert isinstance(entry[name], kind), (dataset["name"], method, name)
+            assert entry["runs"] == 1 and len(entry["seconds"]) == 1
+        assert by_method["d"]["ratio_to_floor"] == 1.0
+
+
+@pytest.mark.stack
+def test_all_methods_load_the_same_rows(results):
+    assert results["problems"] == []
+    for dataset in results["datasets"]:
+        by_method = results["results"][dataset["name"]]
+        floor = by_method["d"]
+        assert floor["rows"] == dataset["rows"] > 0
+        for method, entry in by_method.items():
+            assert entry["rows_verified"], (dataset["name"], method, entry["rows_loaded"])
+            assert entry["rows"] == floor["rows"], (dataset["name"], method)
+            if not entry["extrapolated"]:
+                assert entry["rows_loaded"] == [floor["rows"]]
+                assert entry["rows_match_floor"] is True
+
+
+@pytest.mark.stack
+def test_a_sampled_method_is_marked_extrapolated(results):
+    songs = results["results"]["pytest-songs"]
+    assert songs["b"]["extrapolated"] is True
+    assert (songs["b"]["sample_objects"], songs["b"]["total_objects"]) == (4, 12)
+    assert songs["b"]["rows_loaded"] == [4]
+    assert not any(songs[m]["extrapolated"] for m in "acd")
+    assert "extrapolated from 4 of 12 objects" in results["markdown"]
+
+
+@pytest.mark.stack
+def test_growth_curve_is_relative_to_the_smallest_size(results):
+    curve = results["growth"]
+    assert [p["dataset"] for p in curve] == ["pytest-events-1x", "pytest-events-2x"]
+    assert curve[0]["rows"] < curve[1]["rows"]
+    assert all(value == 1.0 for value in curve[0]["relative_to_first"].values())
+    assert sorted(curve[1]["seconds"]) == ["a", "b", "c", "d"]
+
+
+def test_quick_mode_is_tiny_with_one_run_and_no_backfill():
+    config = config_from_args(parse_args(["--quick"]))
+    assert (config.scale, config.runs, config.backfill) == ("quick", 1, False)
+    assert {d.group for d in config.datasets} == {"main", "growth"}
+    full = config_from_args(parse_args([]))
+    assert (full.scale, full.runs, full.backfill) == ("full", 3, True)
+    assert config_from_args(parse_args(["--no-backfill"])).backfill is False
+
+
+def test_samples_are_spread_over_the_keys():
+    keys = [f"k{i:02}" for i in range(10)]
+    assert sample_keys(keys, 5) == ["k00", "k02", "k04", "k06", "k08"]
+    assert sample_keys(keys, 20) == keys
+
+
+def test_task_durations_come_from_the_backfills_runs(tmp_path):
+    database = tmp_path / "airflow.db"
+    with closing(sqlite3.connect(database)) as conn:
+        conn.execute("CREATE TABLE dag_run (dag_id, run_id, execution_date, state)")
+        conn.execute("CREATE TABLE task_instance (dag_id, run_id, task_id, start_date, end_date)")
+        conn.executemany(
+            "INSERT INTO dag_run VALUES ('sparkify_etl', ?, ?, ?)",
+            [("r1", "2018-11-01 00:00:00.000000", "success"),
+             ("r2", "2018-11-02 00:00:00.000000", "failed"),
+             ("r9", "2018-12-09 00:00:00.000000", "success")],
+        )  # fmt: skip
+        conn.executemany(
+            "INSERT INTO task_instance VALUES ('sparkify_etl', ?, ?, ?, ?)",
+            [("r1", "stage_events", "2026-01-01 10:00:00.000000", "2026-01-01 10:00:02.500000"),
+             ("r2", "stage_events", "2026-01-01 10:00:03.000000", "2026-01-01 10:00:04.000000"),
+             ("r2", "stage_songs", "2025-01-01 10:00:00.000000", "2025-01-01 10:00:09.000000"),
+             ("r9", "stage_events", "2026-01-01 10:00:05.000000", "2026-01-01 10:00:06.000000")],
+        )  # fmt: skip
+        conn.commit()
+    states, durations = task_durations(
+        database, date(2018, 11, 1), date(2018, 11, 30), datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    assert states == {"2018-11-01": "success", "2018-11-02": "failed"}
+    # r2's stage_songs started before the backfill: an older run's, not counted.
+    assert durations == [("2018-11-01", "stage_events", 2.5), ("2018-11-02", "stage_events", 1.0)]
