@@ -271,10 +271,12 @@ def encode_object(
         if not line.strip():
             continue
         try:
-            yield encoder.encode(line, f"{key} line {number}", key)
+            # ``where`` is only spelled out for a bad record: most lines never need it.
+            yield encoder.encode(line, "", key)
         except RecordError as error:
+            error = RecordError(f"{key} line {number}", error.reason)
             if rejects is None:
-                raise
+                raise error from None
             rejects.add(key, number, error, line)
 
 
