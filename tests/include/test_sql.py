@@ -113,7 +113,7 @@ def test_read_sql_create_tables_declares_every_table():
     text = read_sql("create_tables")
     for table in ("staging_events", "staging_songs", "songplays", "users", "songs", "artists"):
         assert f"CREATE TABLE IF NOT EXISTS {table} (" in text
-    assert "CREATE TABLE IF NOT EXISTS time (" in text
+    assert 'CREATE TABLE IF NOT EXISTS "time" (' in text  # TIME is reserved on Redshift
 
 
 @pytest.mark.parametrize(
