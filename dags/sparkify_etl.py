@@ -11,14 +11,16 @@ from airflow.models.param import Param
 from airflow.operators.empty import EmptyOperator
 from astro import sql as aql
 from astro.files import File
-from astro.table import Metadata, Table
 
+from include.sparkify.alerts import alert_on_failure
 from include.sparkify.checks import default_checks
 from include.sparkify.config import LOG_KEY_TEMPLATE, LOG_PREFIX, SONG_PREFIX, current_target
 from include.sparkify.sql import read_sql
+from include.sparkify.tables import warehouse_table
 from operators.data_quality import DataQualityOperator
 from operators.load_dimension import LoadDimensionOperator
 from operators.load_fact import LoadFactOperator
+from operators.run_report import RowCountSnapshotOperator, RunReportOperator
 from operators.stage_redshift import StageToRedshiftOperator
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "include" / "sql"
@@ -32,7 +34,9 @@ Stages the day's event logs and the song metadata from `s3://{TARGET.s3_bucket}`
 interval (a re-run replaces the interval), then the dimensions `users`, `songs`,
 `artists` and `time`, and runs the data quality suite (results in
 `data_quality_results`). One run at a time (`max_active_runs=1`): the staging tables are
-shared by runs.
+shared by runs. Every run, failed or not, ends with a report (rows before and after,
+rejects, checks, time per task) in `reports/sparkify_etl/<run_id>.md` and `.html` under
+`SPARKIFY_REPORTS_DIR` or `AIRFLOW_HOME`.
 """
 
 default_args = {
@@ -42,13 +46,9 @@ default_args = {
     "retry_delay": timedelta(minutes=5),
     "email_on_retry": False,
     "email_on_failure": False,
+    # Once the retries are spent: an alert in the task log, reports/alerts.log, a webhook.
+    "on_failure_callback": alert_on_failure,
 }
-
-
-def warehouse_table(name: str) -> Table:
-    return Table(
-        name=name, conn_id=TARGET.warehouse_conn_id, metadata=Metadata(schema=TARGET.schema)
-    )
 
 
 @dag(
@@ -65,6 +65,10 @@ def warehouse_table(name: str) -> Table:
 )
 def sparkify_etl() -> None:
     begin = EmptyOperator(task_id="begin_execution")
+    # Rows per table before anything runs (a table absent on the first run counts None).
+    snapshot = RowCountSnapshotOperator(
+        task_id="snapshot_row_counts", conn_id=TARGET.warehouse_conn_id, schema=TARGET.schema
+    )
 
     @aql.run_raw_sql(conn_id=TARGET.warehouse_conn_id, task_id="create_tables")
     def create_tables():
@@ -146,9 +150,20 @@ def sparkify_etl() -> None:
         schema=TARGET.schema,
     )
     end = EmptyOperator(task_id="stop_execution")
+    # A leaf beside stop_execution: it runs once every task is done, whatever their state
+    # (a failed run gets its report too), while stop_execution still needs the checks.
+    report = RunReportOperator(
+        task_id="write_run_report",
+        conn_id=TARGET.warehouse_conn_id,
+        schema=TARGET.schema,
+        before=snapshot.output,
+        trigger_rule="all_done",
+    )
 
-    begin >> create_tables() >> [stage_events, stage_songs] >> load_songplays
-    load_songplays >> dimensions >> quality >> end
+    tables = create_tables()
+    begin >> snapshot >> tables >> [stage_events, stage_songs] >> load_songplays
+    load_songplays >> dimensions >> quality >> [end, report]
+    [tables, stage_events, stage_songs, load_songplays, *dimensions] >> report
 
 
 sparkify_etl()

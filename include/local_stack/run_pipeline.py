@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
     log_path = STATE_DIR / "logs" / f"backfill-{stamp}.log"
     print(f"Backfilling {DAG_ID} from {start} to {end} (log: {log_path})")
-    began = time.monotonic()
+    began, began_at = time.monotonic(), time.time()
     code = run_backfill(start, end, log_path)
     elapsed = time.monotonic() - began
 
@@ -166,6 +166,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for day, state in failed.items():
         print(f"  {day}: {state} (see {log_path})")
     print_warehouse_summary()
+
+    from include.sparkify.run_report import latest_report, reports_dir
+
+    # The backfill runs the days in order: the newest report is the range's last run.
+    report = latest_report(reports_dir(), DAG_ID, since=began_at)
+    if report is None:
+        print(f"\nNo run report was written under {reports_dir() / DAG_ID}")
+    else:
+        print(f"\nRun report of the last run ({report}, and .html):\n")
+        print(report.read_text(encoding="utf-8").rstrip())
     print(
         f"\nThe warehouse stays up: psql postgresql://sparkify:sparkify@{HOST}:{PG_PORT}/sparkify"
         " (`make stop` stops it)"

@@ -53,16 +53,47 @@ def test_sparkify_etl_reads_like_its_diagram(dag_bag):
         "load_time_dim_table",
         "load_user_dim_table",
     ]
+    report = "write_run_report"
     assert downstream == {
-        "begin_execution": ["create_tables"],
-        "create_tables": ["stage_events", "stage_songs"],
-        "stage_events": ["load_songplays_fact_table"],
-        "stage_songs": ["load_songplays_fact_table"],
-        "load_songplays_fact_table": dimensions,
-        **{task_id: ["run_data_quality_checks"] for task_id in dimensions},
-        "run_data_quality_checks": ["stop_execution"],
+        "begin_execution": ["snapshot_row_counts"],
+        "snapshot_row_counts": ["create_tables", report],
+        "create_tables": ["stage_events", "stage_songs", report],
+        "stage_events": ["load_songplays_fact_table", report],
+        "stage_songs": ["load_songplays_fact_table", report],
+        "load_songplays_fact_table": [*dimensions, report],
+        **{task_id: ["run_data_quality_checks", report] for task_id in dimensions},
+        "run_data_quality_checks": ["stop_execution", report],
         "stop_execution": [],
+        report: [],
     }
+    # The report waits for every task whatever its state (a failed run gets one too);
+    # stop_execution still succeeds only when the checks pass.
+    assert dag.get_task(report).trigger_rule == "all_done"
+    assert dag.get_task("stop_execution").trigger_rule == "all_success"
+    assert set(dag.get_task(report).upstream_task_ids) == {t.task_id for t in dag.tasks} - {
+        "begin_execution",
+        "stop_execution",
+        report,
+    }
+
+
+def test_sparkify_etl_alerts_on_failure(dag_bag):
+    from include.sparkify.alerts import alert_on_failure
+
+    dag = dag_bag.dags["sparkify_etl"]
+    assert dag.default_args["on_failure_callback"] is alert_on_failure
+    callbacks = {t.task_id: t.on_failure_callback for t in dag.tasks}
+    assert all(alert_on_failure in (c if isinstance(c, list) else [c]) for c in callbacks.values())
+
+
+def test_sparkify_daily_report_runs_on_the_songplays_dataset(dag_bag):
+    dag = dag_bag.dags["sparkify_daily_report"]
+    etl = dag_bag.dags["sparkify_etl"]
+    songplays = {o.uri for o in etl.get_task("load_songplays_fact_table").outlets}
+    condition = dag.timetable.dataset_condition
+    assert {uri for uri, _ in condition.iter_datasets()} == songplays
+    assert songplays == {"astro://sparkify_postgres@?table=songplays&schema=public"}
+    assert dag.catchup is False and dag.doc_md and "sparkify" in dag.tags
 
 
 def test_dimension_modes_and_staging_inputs(dag_bag):

@@ -1,0 +1,155 @@
+"""A run's report: row counts at the start, then Markdown + HTML at the end of the run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.models import BaseOperator
+
+from include.sparkify.run_report import (
+    MAX_REJECTS_SHOWN,
+    REPORT_TABLES,
+    build_report,
+    count_rows,
+    reports_dir,
+    write_report,
+)
+from include.sparkify.warehouse import WarehouseError, transaction
+
+if TYPE_CHECKING:
+    from airflow.utils.context import Context
+
+
+class RowCountSnapshotOperator(BaseOperator):
+    """Count the rows of the warehouse's tables; the counts are the task's XCom.
+
+    Runs at the start of a run, before anything is created or loaded: a table that does
+    not exist yet (the very first run) counts as ``None`` ("absent" in the report).
+
+    :param conn_id: Airflow connection of the warehouse.
+    :param schema: schema of the tables.
+    :param tables: the tables to count.
+    """
+
+    ui_color = "#D5E8F2"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        schema: str = "public",
+        tables: Sequence[str] = REPORT_TABLES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        self.schema = schema
+        self.tables = list(tables)
+
+    def execute(self, context: Context) -> dict[str, int | None]:
+        with transaction(self.conn_id) as cursor:
+            counts = count_rows(cursor, self.schema, self.tables)
+        self.log.info(
+            "Rows at the start of the run: %s",
+            ", ".join(f"{t} {'absent' if n is None else n}" for t, n in counts.items()),
+        )
+        return counts
+
+
+class RunReportOperator(BaseOperator):
+    """Write the run's report as Markdown and HTML, and log where.
+
+    The report shows rows per table before (``before``) and after the run, the run's
+    rejected records (``rejects_table``), the result of every quality check of the run
+    (``results_table``, latest attempt) and each task's state, start, end, duration and
+    try, from the run's task instances. Meant as a leaf with ``trigger_rule="all_done"``
+    downstream of every task, so a failed run gets its report too. A warehouse that
+    cannot be read is noted in the report instead of failing it; a report that cannot be
+    written fails the task.
+
+    Files: ``<reports_dir>/<dag_id>/<run_id>.md`` and ``.html`` (names made file-safe).
+    Returns ``{"markdown": path, "html": path}``.
+
+    :param conn_id: Airflow connection of the warehouse.
+    :param before: rows per table at the start of the run (table -> count, ``None`` for
+        an absent table), usually ``RowCountSnapshotOperator(...).output``; ``None`` or
+        empty when unknown (the snapshot failed). Templated.
+    :param schema: schema of the tables, ``rejects_table`` and ``results_table``.
+    :param tables: the tables to report on, in order.
+    :param reports_dir: where reports go; default ``SPARKIFY_REPORTS_DIR``, else
+        ``$AIRFLOW_HOME/reports``. Templated.
+    :param rejects_table: table of the records staging set aside.
+    :param results_table: table of the quality checks' results.
+    :param max_rejects_shown: rejected records listed one by one (all are counted).
+    """
+
+    template_fields: Sequence[str] = ("before", "reports_dir")
+    ui_color = "#D5E8F2"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        before: Mapping[str, int | None] | Any = None,
+        schema: str = "public",
+        tables: Sequence[str] = REPORT_TABLES,
+        reports_dir: str | None = None,
+        rejects_table: str = "staging_rejects",
+        results_table: str = "data_quality_results",
+        max_rejects_shown: int = MAX_REJECTS_SHOWN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        self.before = before
+        self.schema = schema
+        self.tables = list(tables)
+        self.reports_dir = reports_dir
+        self.rejects_table = rejects_table
+        self.results_table = results_table
+        self.max_rejects_shown = max_rejects_shown
+
+    def _before(self) -> Mapping[str, int | None] | None:
+        if self.before is None or isinstance(self.before, Mapping):
+            return self.before
+        self.log.warning(
+            "before is not a mapping of table -> rows (%r): shown as unknown", self.before
+        )
+        return None
+
+    def execute(self, context: Context) -> dict[str, str]:
+        import psycopg2
+
+        dag_run = context["dag_run"]
+        report_args = {
+            "dag_id": dag_run.dag_id,
+            "run_id": context["run_id"],
+            "interval_start": context.get("data_interval_start"),
+            "interval_end": context.get("data_interval_end"),
+            "before": self._before(),
+            "task_instances": dag_run.get_task_instances(),
+            "schema": self.schema,
+            "tables": self.tables,
+            "rejects_table": self.rejects_table,
+            "results_table": self.results_table,
+            "max_rejects_shown": self.max_rejects_shown,
+            "run_started": dag_run.start_date,
+            "report_task_id": self.task_id,
+        }
+        try:
+            with transaction(self.conn_id) as cursor:
+                report = build_report(cursor, **report_args)
+        except (WarehouseError, psycopg2.Error) as exc:
+            lines = str(exc).strip().splitlines()
+            reason = lines[0] if lines else type(exc).__name__
+            self.log.warning("The warehouse could not be read, the report says so: %s", reason)
+            report = build_report(None, warehouse_error=reason, **report_args)
+        folder = Path(self.reports_dir) if self.reports_dir else reports_dir()
+        markdown, page = write_report(report, folder)
+        self.log.info("Run report: %s", markdown.as_uri())
+        self.log.info("Run report: %s", page.as_uri())
+        log = self.log.info if report.succeeded else self.log.warning
+        log("Outcome: %s", report.outcome())
+        return {"markdown": str(markdown), "html": str(page)}

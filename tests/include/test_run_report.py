@@ -1,0 +1,399 @@
+"""Unit tests for include.sparkify.run_report: reading (fake cursor), rendering, files."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from airflow.utils.state import TaskInstanceState as State
+
+from include.sparkify.run_report import (
+    REPORT_TABLES,
+    CheckRow,
+    RejectRow,
+    RunReport,
+    TableCount,
+    build_report,
+    count_rows,
+    format_duration,
+    latest_report,
+    md_code,
+    render_html,
+    render_markdown,
+    report_paths,
+    reports_dir,
+    safe_file_name,
+    task_timings,
+    write_report,
+)
+from tests.fakes import FakeCursor, Result
+
+RUN_ID = "scheduled__2018-11-02T00:00:00+00:00"
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+SCRIPT = "<script>alert('x')</script>"
+
+
+def ti(task_id, state, start_s=None, seconds=None, try_number=1, duration=True):
+    start = None if start_s is None else T0 + timedelta(seconds=start_s)
+    end = None if start is None or seconds is None else start + timedelta(seconds=seconds)
+    return SimpleNamespace(
+        task_id=task_id,
+        state=state,
+        start_date=start,
+        end_date=end,
+        duration=seconds if duration else None,
+        try_number=try_number,
+        map_index=-1,
+    )
+
+
+TASKS = [
+    ti("stop_execution", None),
+    ti("load_songplays_fact_table", State.SUCCESS, 10, 2.5),
+    ti("begin_execution", State.SUCCESS, 0, 0.01),
+    ti("stage_events", State.SUCCESS, 3, 75, try_number=2, duration=False),
+    ti("write_run_report", State.RUNNING, 20),
+]
+
+
+def sample_report(**overrides) -> RunReport:
+    values = dict(
+        dag_id="sparkify_etl",
+        run_id=RUN_ID,
+        interval_start=datetime(2018, 11, 2, tzinfo=UTC),
+        interval_end=datetime(2018, 11, 3, tzinfo=UTC),
+        generated_at=T0 + timedelta(seconds=21),
+        run_started=T0,
+        tables=(
+            TableCount("staging_events", 120, 131),
+            TableCount("songplays", 1000, 1125),
+            TableCount("users", 40, 40),
+            TableCount("time", None, 97),
+            TableCount("songs", 90, 80),
+        ),
+        checks=(
+            CheckRow("songplays_has_rows", "songplays", True, "1125", ">= 1"),
+            CheckRow("time_hour_in_range", "time", False, "3", "== 0"),
+        ),
+        rejects=(
+            RejectRow("staging_events", "log_data/2018/11/2018-11-02-events.json", 7, "bad JSON"),
+            RejectRow("staging_events", f"log_data/{SCRIPT}.json", 9, f"value {SCRIPT} | x"),
+        ),
+        rejects_by_table={"staging_events": 5},
+        tasks=task_timings(TASKS),
+        report_task_id="write_run_report",
+    )
+    values.update(overrides)
+    return RunReport(**values)
+
+
+def md_row(markdown: str, first_cell: str) -> list[str]:
+    """The cells of the Markdown table row starting with ``first_cell``."""
+    for line in markdown.splitlines():
+        if line.startswith(f"| {first_cell} |"):
+            return [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+    raise AssertionError(f"no row {first_cell!r} in:\n{markdown}")
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def test_reports_dir_env_then_airflow_home():
+    assert reports_dir({"SPARKIFY_REPORTS_DIR": "/r", "AIRFLOW_HOME": "/h"}) == Path("/r")
+    assert reports_dir({"AIRFLOW_HOME": "/h"}) == Path("/h/reports")
+    assert reports_dir({}) == Path("~/airflow/reports").expanduser()
+
+
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [
+        (RUN_ID, "scheduled__2018-11-02T00_00_00_00_00"),
+        ("manual__2024-05-01T12:00:00.123456+00:00", "manual__2024-05-01T12_00_00.123456_00_00"),
+        ("../../etc/passwd", "_.._etc_passwd"),
+        ("..", "_"),
+        ("", "_"),
+        ("a b/c\\d", "a_b_c_d"),
+    ],
+)
+def test_safe_file_name(name, safe):
+    assert safe_file_name(name) == safe
+    assert "/" not in safe and not safe.startswith(".")
+
+
+def test_report_paths():
+    md, page = report_paths(Path("/r"), "sparkify_etl", RUN_ID)
+    assert md == Path("/r/sparkify_etl/scheduled__2018-11-02T00_00_00_00_00.md")
+    assert page == md.with_suffix(".html")
+
+
+def test_write_report_writes_both_files_and_no_temporary(tmp_path):
+    md, page = write_report(sample_report(), tmp_path)
+    assert md.read_text().startswith("# Run report: sparkify_etl / ")
+    assert page.read_text().startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in md.parent.iterdir()) == sorted([md.name, page.name])
+    assert md.is_absolute()
+
+
+def test_latest_report_is_the_newest_markdown(tmp_path):
+    folder = tmp_path / "sparkify_etl"
+    folder.mkdir()
+    for age, name in ((30, "a.md"), (10, "b.md"), (20, "c.md"), (0, "d.html")):
+        path = folder / name
+        path.write_text(name)
+        moment = time.time() - age
+        os.utime(path, (moment, moment))
+    assert latest_report(tmp_path, "sparkify_etl") == folder / "b.md"
+    assert latest_report(tmp_path, "sparkify_etl", since=time.time() - 5) is None
+    assert latest_report(tmp_path, "other_dag") is None
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def test_task_timings_order_by_start_and_fill_durations():
+    rows = task_timings(TASKS)
+    assert [r.task_id for r in rows] == [
+        "begin_execution",
+        "stage_events",
+        "load_songplays_fact_table",
+        "write_run_report",
+        "stop_execution",
+    ]
+    by_id = {r.task_id: r for r in rows}
+    assert by_id["stage_events"].duration == 75.0  # from start and end: no duration given
+    assert by_id["stage_events"].try_number == 2
+    assert by_id["stop_execution"].state == "no status"
+    assert by_id["write_run_report"].state == "running"
+    assert by_id["write_run_report"].duration is None
+
+
+def test_task_timings_without_start_dates_sort_by_end_and_mark_the_report_task():
+    """``airflow dags test`` records no start date; the report task is still running."""
+    tis = [
+        SimpleNamespace(task_id=t, state=st, start_date=None, end_date=end, duration=None,
+                        try_number=1)
+        for t, st, end in [
+            ("write_run_report", State.SCHEDULED, None),
+            ("b", State.SUCCESS, T0 + timedelta(seconds=2)),
+            ("stop_execution", State.SCHEDULED, None),
+            ("a", State.SUCCESS, T0 + timedelta(seconds=1)),
+        ]
+    ]  # fmt: skip
+    rows = task_timings(tis, report_task_id="write_run_report")
+    assert [(r.task_id, r.state) for r in rows] == [
+        ("a", "success"),
+        ("b", "success"),
+        ("stop_execution", "scheduled"),
+        ("write_run_report", "running (this report)"),
+    ]
+    assert all(r.duration is None for r in rows)
+
+
+def test_task_timings_naive_and_aware_starts_sort_together():
+    naive = SimpleNamespace(task_id="a", state="success", start_date=datetime(2024, 5, 1, 13),
+                            end_date=None, duration=None, try_number=1)  # fmt: skip
+    aware = SimpleNamespace(task_id="b", state="success", start_date=T0, end_date=None,
+                            duration=None, try_number=1)  # fmt: skip
+    assert [r.task_id for r in task_timings([naive, aware])] == ["b", "a"]
+
+
+def warehouse(present, counts, checks=(), rejects_by_table=None, rejects=()):
+    """A fake cursor answering the report's queries."""
+
+    def respond(sql, params):
+        if "information_schema.tables" in sql:
+            return Result(rows=[(t,) for t in present])
+        if sql.startswith("SELECT COUNT(*) FROM"):
+            table = sql.split(".")[-1].strip('"')
+            return Result(rows=[(counts[table],)])
+        if "data_quality_results" in sql:
+            return Result(rows=list(checks))
+        if "GROUP BY table_name" in sql:
+            return Result(rows=list((rejects_by_table or {}).items()))
+        if "staging_rejects" in sql:
+            return Result(rows=list(rejects))
+        raise AssertionError(f"unexpected statement {sql}")
+
+    return FakeCursor(respond)
+
+
+def test_count_rows_absent_tables_are_none():
+    cursor = warehouse(["songplays", "users", "other"], {"songplays": 12, "users": 3})
+    counts = count_rows(cursor, "public", ["songplays", "users", "time"])
+    assert counts == {"songplays": 12, "users": 3, "time": None}
+    assert cursor.executed[0][1] == {"schema": "public"}
+    assert 'SELECT COUNT(*) FROM "public"."songplays"' in cursor.statements
+
+
+def test_build_report_reads_this_runs_checks_latest_attempt_and_rejects():
+    present = [*REPORT_TABLES, "staging_rejects", "data_quality_results"]
+    cursor = warehouse(
+        present,
+        dict.fromkeys(REPORT_TABLES, 7),
+        checks=[("time_hour_in_range", "time", False, "3", "== 0")],
+        rejects_by_table={"staging_events": 25},
+        rejects=[("staging_events", "k.json", 1, "bad")],
+    )
+    report = build_report(
+        cursor, dag_id="d", run_id=RUN_ID, interval_start=None, interval_end=None,
+        before={"songplays": 2}, max_rejects_shown=1,
+    )  # fmt: skip
+    assert [(t.table, t.before, t.after) for t in report.tables][:3] == [
+        ("staging_events", None, 7),
+        ("staging_songs", None, 7),
+        ("songplays", 2, 7),
+    ]
+    assert report.checks == (CheckRow("time_hour_in_range", "time", False, "3", "== 0"),)
+    assert report.rejects_total == 25 and len(report.rejects) == 1
+    check_sql, check_params = next((s, p) for s, p in cursor.executed if "data_quality" in s)
+    assert "MAX(checked_at)" in check_sql and check_params == {"run_id": RUN_ID}
+    assert any("LIMIT 1" in s for s in cursor.statements)
+    assert all(
+        p in (None, {}, {"run_id": RUN_ID}, {"schema": "public"}) for _, p in cursor.executed
+    )
+
+
+def test_build_report_first_run_without_result_tables():
+    cursor = warehouse(["songplays"], {"songplays": 0})
+    report = build_report(
+        cursor, dag_id="d", run_id="r", interval_start=None, interval_end=None,
+        before=dict.fromkeys(REPORT_TABLES), tables=["songplays", "users"],
+    )  # fmt: skip
+    assert [(t.before, t.after) for t in report.tables] == [(None, 0), (None, None)]
+    assert report.checks == () and report.rejects_total == 0
+    assert not any("data_quality_results" in s for s in cursor.statements)
+    markdown = render_markdown(report)
+    assert md_row(markdown, "`users`")[1:] == ["absent", "absent", ""]
+    assert md_row(markdown, "`songplays`")[1:] == ["absent", "0", "0"]
+    assert "No check results for this run" in markdown
+
+
+def test_build_report_without_warehouse_says_so():
+    report = build_report(
+        None, dag_id="d", run_id="r", interval_start=None, interval_end=None, before=None,
+        warehouse_error="cannot connect", tables=["songplays"],
+    )  # fmt: skip
+    markdown = render_markdown(report)
+    assert md_row(markdown, "`songplays`")[1:] == ["unknown", "unknown", ""]
+    assert "not readable at report time: cannot connect" in markdown
+    assert "unknown (the warehouse could not be read)" in render_html(report)
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def test_markdown_has_every_table_count_check_reject_and_task():
+    markdown = render_markdown(sample_report())
+    assert markdown.startswith(f"# Run report: sparkify_etl / {RUN_ID}\n")
+    assert "- **Data interval:** 2018-11-02 00:00:00 UTC to 2018-11-03 00:00:00 UTC" in markdown
+    assert "- **Outcome:** FAILED - failed check(s): time\\_hour\\_in\\_range" not in markdown
+    assert "- **Outcome:** FAILED - failed check(s): time_hour_in_range" in markdown
+    assert "- **Quality checks:** 1 of 2 passed" in markdown
+    assert "- **Rejected records:** 5 (staging_events 5)" in markdown
+
+    assert md_row(markdown, "`staging_events`")[1:] == ["120", "131", "+11"]
+    assert md_row(markdown, "`songplays`")[1:] == ["1,000", "1,125", "+125"]
+    assert md_row(markdown, "`users`")[1:] == ["40", "40", "0"]
+    assert md_row(markdown, "`time`")[1:] == ["absent", "97", "+97"]
+    assert md_row(markdown, "`songs`")[1:] == ["90", "80", "-10"]
+
+    assert md_row(markdown, "`songplays_has_rows`") == [
+        "`songplays_has_rows`", "`songplays`", "passed", "`1125`", "`>= 1`",
+    ]  # fmt: skip
+    assert md_row(markdown, "`time_hour_in_range`") == [
+        "`time_hour_in_range`", "`time`", "**FAILED**", "`3`", "`== 0`",
+    ]  # fmt: skip
+
+    assert "## Rejected records: 5 (staging_events 5)" in markdown
+    assert "## Data quality checks: 1 of 2 passed" in markdown
+    assert "Staging tables hold the latest run's input only" in markdown
+    assert "The first 2 of 5:" in markdown
+    reject = next(line for line in markdown.splitlines() if "2018-11-02-events.json" in line)
+    assert reject == (
+        "| `staging_events` | `log_data/2018/11/2018-11-02-events.json` | 7 | `bad JSON` |"
+    )
+
+    assert md_row(markdown, "`stage_events`")[1:] == [
+        "success", "2024-05-01 12:00:03 UTC", "2024-05-01 12:01:18 UTC", "1 min 15 s", "2",
+    ]  # fmt: skip
+    assert md_row(markdown, "`load_songplays_fact_table`")[4] == "2.5 s"
+    assert md_row(markdown, "`begin_execution`")[4] == "0.0 s"
+    assert md_row(markdown, "`write_run_report`")[1:] == [
+        "running", "2024-05-01 12:00:20 UTC", "-", "-", "1",
+    ]  # fmt: skip
+    assert md_row(markdown, "`stop_execution`")[1] == "no status"
+
+
+def test_markdown_keeps_html_and_pipes_inside_code_spans():
+    markdown = render_markdown(sample_report())
+    line = next(line for line in markdown.splitlines() if "| 9 |" in line)
+    # Four cells: the pipe of the value is escaped, the script is a code span.
+    assert len(re.split(r"(?<!\\)\|", line)[1:-1]) == 4
+    assert f"`value {SCRIPT} \\| x`" in line
+    outside_code = re.sub(r"`[^`]*`", "", markdown)
+    assert "<script>" not in outside_code
+
+
+def test_md_code_fences_backticks():
+    assert md_code("a`b") == "``a`b``"
+    assert md_code("`x`") == "`` `x` ``"
+    assert md_code("") == ""
+    assert md_code("two\nlines") == "`two lines`"
+    assert md_code("x" * 500).endswith("…`") and len(md_code("x" * 500)) == 202
+
+
+def test_html_escapes_every_value():
+    report = sample_report(
+        run_id=f"manual__{SCRIPT}",
+        checks=(CheckRow(f"c{SCRIPT}", "time", False, SCRIPT, "<= 0 & >= 0"),),
+        tasks=task_timings([ti(f"t{SCRIPT}", State.FAILED, 0, 1)]),
+    )
+    page = render_html(report)
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "&lt;= 0 &amp; &gt;= 0" in page
+    assert page.count("<table>") == 4 and page.rstrip().endswith("</html>")
+
+
+def test_html_has_every_table_check_reject_and_task():
+    page = render_html(sample_report())
+    for table, before, after, change in [
+        ("staging_events", "120", "131", "+11"),
+        ("songplays", "1,000", "1,125", "+125"),
+        ("time", "absent", "97", "+97"),
+        ("songs", "90", "80", "-10"),
+    ]:
+        assert (
+            f'<tr><td><code>{table}</code></td><td class="num">{before}</td>'
+            f'<td class="num">{after}</td><td class="num">{change}</td></tr>'
+        ) in page
+    assert '<td class="failed">FAILED</td><td><code>3</code></td><td><code>== 0</code></td>' in page
+    assert '<td class="passed">passed</td><td><code>1125</code></td>' in page
+    assert "<code>log_data/2018/11/2018-11-02-events.json</code>" in page
+    assert '<td class="num">7</td><td><code>bad JSON</code></td>' in page
+    assert "<p>The first 2 of 5:</p>" in page
+    assert "<td><code>stage_events</code></td><td>success</td>" in page
+    assert '<td class="num">1 min 15 s</td><td class="num">2</td>' in page
+    assert 'class="failed">FAILED - failed check(s): time_hour_in_range</span>' in page
+
+
+def test_outcome():
+    assert sample_report(checks=(), rejects=()).outcome() == "succeeded"
+    failed = sample_report(checks=(), tasks=task_timings(
+        [ti("a", State.FAILED, 0, 1), ti("b", State.UPSTREAM_FAILED)]
+    ))  # fmt: skip
+    assert failed.outcome() == "FAILED - failed task(s): a; 1 task(s) not run (upstream failed)"
+    assert "No check results for this run" in render_markdown(failed)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(None, "-"), (0.04, "0.0 s"), (12.34, "12.3 s"), (65, "1 min 05 s"), (3725, "1 h 02 min")],
+)
+def test_format_duration(seconds, shown):
+    assert format_duration(seconds) == shown
