@@ -29,6 +29,7 @@ DAG_ID = "sparkify_etl"
 TABLES = (
     "staging_events", "staging_songs", "songplays", "users", "songs", "artists", "time",
 )  # fmt: skip
+_FINISHED_RUNS = re.compile(r"finished run \d+ of \d+")
 _LOG_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})-events\.json$")
 
 
@@ -78,9 +79,13 @@ def run_backfill(
             env=backfill_environment(environ),
         )
         assert process.stdout is not None
+        finished = None
         for line in process.stdout:
             log.write(line)
-            if "[backfill progress]" in line or " ERROR - " in line:
+            progress = _FINISHED_RUNS.search(line)
+            # One line per finished run (the backfill logs every scheduling pass), and errors.
+            if (progress and progress[0] != finished) or " ERROR - " in line:
+                finished = progress[0] if progress else finished
                 print("  " + line.split("} ", 1)[-1].rstrip()[:200], flush=True)
         return process.wait()
 
@@ -106,19 +111,19 @@ def print_warehouse_summary(conn_id: str = "sparkify_postgres") -> None:
         for table in TABLES:
             cursor.execute(f"SELECT COUNT(*) FROM {identifier(table)}")  # noqa: S608
             print(f"  {table:16} {cursor.fetchone()[0]:>8,}")
+        # The latest attempt of the latest run (a re-run records its checks again).
         cursor.execute(
             "SELECT run_id, check_name, table_name, passed, observed, expected "
-            "FROM data_quality_results WHERE run_id = "
-            "(SELECT run_id FROM data_quality_results ORDER BY checked_at DESC LIMIT 1) "
-            "ORDER BY check_name"
+            "FROM data_quality_results WHERE checked_at = "
+            "(SELECT MAX(checked_at) FROM data_quality_results) ORDER BY check_name"
         )
         rows = cursor.fetchall()
     if rows:
-        passed = sum(1 for row in rows if row[3])
+        failed = [row for row in rows if not row[3]]
+        passed = len(rows) - len(failed)
         print(f"\nData quality checks of {rows[0][0]}: {passed} of {len(rows)} passed")
-        for _, name, table, ok, observed, expected in rows:
-            mark = "ok  " if ok else "FAIL"
-            print(f"  {mark} {name:40} {table:10} observed {observed}, expected {expected}")
+        for _, name, table, _, observed, expected in failed:
+            print(f"  FAILED {name} on {table}: observed {observed}, expected {expected}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
