@@ -26,9 +26,6 @@ from pathlib import Path
 from include.local_stack.stack import HOST, PG_PORT, S3_BUCKET, S3_PORT, STATE_DIR
 
 DAG_ID = "sparkify_etl"
-TABLES = (
-    "staging_events", "staging_songs", "songplays", "users", "songs", "artists", "time",
-)  # fmt: skip
 _FINISHED_RUNS = re.compile(r"finished run \d+ of \d+")
 _LOG_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})-events\.json$")
 
@@ -103,14 +100,13 @@ def run_states(start: date, end: date, dag_id: str = DAG_ID) -> dict[date, str]:
 
 def print_warehouse_summary(conn_id: str = "sparkify_postgres") -> None:
     """Rows per table and the latest run's quality checks, as plain text."""
-    from include.sparkify.sql import identifier
+    from include.sparkify.run_report import count_rows
     from include.sparkify.warehouse import transaction
 
     with transaction(conn_id) as cursor:
         print("\nRows per table:")
-        for table in TABLES:
-            cursor.execute(f"SELECT COUNT(*) FROM {identifier(table)}")  # noqa: S608
-            print(f"  {table:16} {cursor.fetchone()[0]:>8,}")
+        for table, count in count_rows(cursor).items():
+            print(f"  {table:16} {'absent' if count is None else f'{count:,}':>8}")
         # The latest attempt of the latest run (a re-run records its checks again).
         cursor.execute(
             "SELECT run_id, check_name, table_name, passed, observed, expected "
