@@ -13,7 +13,7 @@ DATA ?=
 START ?=
 END ?=
 # make bench: SCALE=full|small, QUICK=1 (tiny data, 1 run), RUNS=n, BACKFILL=0 to skip the
-# Airflow backfill, BENCH_ARGS for anything else (python -m bench.bench_staging --help).
+# Airflow backfill, BENCH_ARGS for anything else (python -m dev.bench.bench_staging --help).
 SCALE ?= full
 QUICK ?=
 RUNS ?=
@@ -41,27 +41,27 @@ $(VENV)/.installed: requirements.lock
 	@touch $@
 
 stack: venv
-	@$(ENV) python -m include.local_stack.stack up
+	@$(ENV) python -m dev.local_stack.stack up
 
 # Airflow's metadata DB (SQLite under .local/airflow) plus airflow_settings.yaml.
 airflow-db: venv
 	@mkdir -p .local/airflow
 	@$(ENV) airflow db migrate > .local/airflow/migrate.log 2>&1 \
 		|| { tail -20 .local/airflow/migrate.log; exit 1; }
-	@$(ENV) python -m include.local_stack.airflow_settings
+	@$(ENV) python -m dev.local_stack.airflow_settings
 
 # Webserver + scheduler in the background (logs, PID files in .local/airflow); admin/admin
 # is a local-development account only. `make stop` stops them.
 airflow: stack airflow-db
-	@$(ENV) python -m include.local_stack.airflow_servers start
+	@$(ENV) python -m dev.local_stack.airflow_servers start
 
 run: stack airflow-db
-	@$(ENV) python -m include.local_stack.run_pipeline \
+	@$(ENV) python -m dev.local_stack.run_pipeline \
 		$(if $(DATA),--data "$(DATA)") $(if $(START),--start $(START)) $(if $(END),--end $(END))
 
-# Issue 3's staging benchmark: results in bench/results/latest.json (see bench/README.md).
+# Issue 3's staging benchmark: results in dev/bench/results/latest.json (see dev/bench/README.md).
 bench: stack
-	@$(ENV) python -m bench.bench_staging --scale $(SCALE) $(if $(QUICK),--quick) \
+	@$(ENV) python -m dev.bench.bench_staging --scale $(SCALE) $(if $(QUICK),--quick) \
 		$(if $(RUNS),--runs $(RUNS)) \
 		$(if $(filter 1 yes true,$(BACKFILL)),--backfill,--no-backfill) $(BENCH_ARGS)
 
@@ -90,8 +90,8 @@ test: lint stack browser
 
 stop:
 	@if [ -x $(VENV)/bin/python ]; then \
-		$(ENV) python -m include.local_stack.airflow_servers stop; \
-		$(VENV)/bin/python -m include.local_stack.stack down; \
+		$(ENV) python -m dev.local_stack.airflow_servers stop; \
+		$(VENV)/bin/python -m dev.local_stack.stack down; \
 	fi
 
 clean: stop

@@ -13,10 +13,10 @@ from airflow.decorators import dag
 from astro import sql as aql
 from astro.table import Table
 
-from include.sparkify.alerts import alert_on_failure
-from include.sparkify.config import current_target
-from include.sparkify.run_report import md_code, reports_dir
-from include.sparkify.tables import warehouse_table
+from sparkify.alerts import alert_on_failure
+from sparkify.config import current_target
+from sparkify.run_report import md_code, reports_dir
+from sparkify.tables import warehouse_table
 
 DAG_ID = "sparkify_daily_report"
 TARGET = current_target()

@@ -12,16 +12,16 @@ from airflow.operators.empty import EmptyOperator
 from astro import sql as aql
 from astro.files import File
 
-from include.sparkify.alerts import alert_on_failure
-from include.sparkify.checks import default_checks
-from include.sparkify.config import LOG_KEY_TEMPLATE, LOG_PREFIX, SONG_PREFIX, current_target
-from include.sparkify.sql import read_sql
-from include.sparkify.tables import warehouse_table
 from operators.data_quality import DataQualityOperator
 from operators.load_dimension import LoadDimensionOperator
 from operators.load_fact import LoadFactOperator
 from operators.run_report import RowCountSnapshotOperator, RunReportOperator
 from operators.stage_redshift import StageToRedshiftOperator
+from sparkify.alerts import alert_on_failure
+from sparkify.checks import default_checks
+from sparkify.config import LOG_KEY_TEMPLATE, LOG_PREFIX, SONG_PREFIX, current_target
+from sparkify.sql import read_sql
+from sparkify.tables import warehouse_table
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "include" / "sql"
 TARGET = current_target()

@@ -8,5 +8,7 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES='airflow.* astro.*'
 export AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY=True
 export AIRFLOW__LOGGING__LOGGING_LEVEL="${AIRFLOW__LOGGING__LOGGING_LEVEL:-INFO}"
-export PYTHONPATH="$PROJECT_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+# As in the image and in the Astro CLI's standalone mode: include/ is on the path, so the
+# DAGs and operators import the runtime package as `sparkify`.
+export PYTHONPATH="$PROJECT_ROOT/include${PYTHONPATH:+:$PYTHONPATH}"
 export PATH="$PROJECT_ROOT/.venv/bin:$PATH"

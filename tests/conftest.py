@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from include.local_stack.stack import HOST, PG_PORT, S3_PORT, port_open
+from dev.local_stack.stack import HOST, PG_PORT, S3_PORT, port_open
 
 STACK_HINT = (
     f"the local stack is not running (PostgreSQL on {HOST}:{PG_PORT}, S3 API on {HOST}:{S3_PORT}); "
-    "`make test` starts it, or `python -m include.local_stack.stack up`"
+    "`make test` starts it, or `python -m dev.local_stack.stack up`"
 )
 
 # astro-sdk's Table travels through XCom; outside the Makefile's environment, allow it here.

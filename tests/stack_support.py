@@ -16,10 +16,10 @@ from typing import Any
 
 import psycopg2
 
-from include.local_stack.airflow_settings import connection_kwargs, read_settings
-from include.local_stack.seed_s3 import s3_client
-from include.local_stack.stack import HOST, PG_PASSWORD, PG_PORT, PG_USER, S3_PORT
-from include.sparkify.sql import identifier, read_sql
+from dev.local_stack.airflow_settings import connection_kwargs, read_settings
+from dev.local_stack.seed_s3 import s3_client
+from dev.local_stack.stack import HOST, PG_PASSWORD, PG_PORT, PG_USER, S3_PORT
+from sparkify.sql import identifier, read_sql
 
 S3_ENDPOINT = f"http://{HOST}:{S3_PORT}"
 

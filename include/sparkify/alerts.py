@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from include.sparkify.run_report import reports_dir
+from sparkify.run_report import reports_dir
 
 ALERT_CONN_ENV = "SPARKIFY_ALERT_CONN_ID"
 ALERTS_FILE = "alerts.log"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from include.sparkify.sql import qualified
+from sparkify.sql import qualified
 
 STAR_TABLES = ("songplays", "users", "songs", "artists", "time")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from include.sparkify import sql
+from sparkify import sql
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from include.sparkify.sql import identifier, qualified
+from sparkify.sql import identifier, qualified
 
 KINDS = ("row_count_min", "not_null", "unique", "foreign_key", "accepted_values", "value_range")
 COMPARISONS = {"==": operator.eq, ">=": operator.ge, "<=": operator.le}

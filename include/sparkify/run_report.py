@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from include.sparkify.sql import qualified
+from sparkify.sql import qualified
 
 # Every table the pipeline loads, in the order of the data's flow.
 REPORT_TABLES = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from include.sparkify.config import Target, current_target
+from sparkify.config import Target, current_target
 
 if TYPE_CHECKING:
     from astro.table import Table

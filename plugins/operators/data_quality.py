@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.exceptions import AirflowException
 from airflow.models import BaseOperator
 
-from include.sparkify import sql
-from include.sparkify.quality import CheckResult, compile_checks, failure_message
-from include.sparkify.warehouse import interval_parameters, transaction
+from sparkify import sql
+from sparkify.quality import CheckResult, compile_checks, failure_message
+from sparkify.warehouse import interval_parameters, transaction
 
 if TYPE_CHECKING:
     from airflow.utils.context import Context

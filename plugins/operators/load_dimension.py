@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.models import BaseOperator
 
-from include.sparkify import sql
-from include.sparkify.warehouse import (
+from sparkify import sql
+from sparkify.warehouse import (
     interval_parameters,
     query_columns,
     run_statements,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.models import BaseOperator
 
-from include.sparkify.run_report import (
+from sparkify.run_report import (
     MAX_REJECTS_SHOWN,
     REPORT_TABLES,
     build_report,
@@ -16,7 +16,7 @@ from include.sparkify.run_report import (
     reports_dir,
     write_report,
 )
-from include.sparkify.warehouse import WarehouseError, transaction
+from sparkify.warehouse import WarehouseError, transaction
 
 if TYPE_CHECKING:
     from airflow.utils.context import Context

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.exceptions import AirflowException
 from airflow.models import BaseOperator
 
-from include.sparkify import sql
-from include.sparkify.s3_objects import (
+from sparkify import sql
+from sparkify.s3_objects import (
     MissingObjectsError,
     existing_keys,
     interval_keys,
@@ -19,7 +19,7 @@ from include.sparkify.s3_objects import (
     list_etags,
     parse_s3_url,
 )
-from include.sparkify.warehouse import transaction
+from sparkify.warehouse import transaction
 
 if TYPE_CHECKING:
     from airflow.utils.context import Context
@@ -218,7 +218,7 @@ class StageToRedshiftOperator(BaseOperator):
 
         Returns the keys to (re)load and the manifest keys to forget (``None``: all).
         """
-        from include.sparkify import manifest
+        from sparkify import manifest
 
         manifest_table = sql.qualified(self.schema, self.manifest_table)
         known = (
@@ -242,7 +242,7 @@ class StageToRedshiftOperator(BaseOperator):
     def _record_manifest(
         self, cursor: Any, listed: dict[str, str], loaded: list[str], forget: list[str] | None
     ) -> None:
-        from include.sparkify import manifest
+        from sparkify import manifest
 
         manifest.record(
             cursor,
@@ -257,7 +257,7 @@ class StageToRedshiftOperator(BaseOperator):
     def _copy_on_postgres(
         self, cursor: Any, table: str, client: Any, bucket: str, keys: list[str], run_id: str
     ) -> int:
-        from include.sparkify.json_copy import (
+        from sparkify.json_copy import (
             RejectCollector,
             StagingError,
             copy_objects,

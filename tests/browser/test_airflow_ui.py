@@ -2,7 +2,7 @@
 
 Debian's Chromium (``/usr/bin/chromium``, installed by ``make browser``) runs headless
 under Playwright; no browser is downloaded. The webserver and scheduler are started by
-``include.local_stack.airflow_servers`` on free ports, with a private ``AIRFLOW_HOME``
+``dev.local_stack.airflow_servers`` on free ports, with a private ``AIRFLOW_HOME``
 (its own SQLite metadata DB), so a developer's ``make airflow`` on 8080 is left alone;
 the warehouse connections point at a throwaway database and bucket holding a generated
 day of data. The run is a real scheduler run (SequentialExecutor: a process per task);
@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from include.local_stack import airflow_servers
-from include.sparkify.sample_data import SampleSpec, generate
+from dev.local_stack import airflow_servers
+from dev.sample_data import SampleSpec, generate
 from tests.stack_support import (
     connect,
     connection_environment,

@@ -78,7 +78,7 @@ def test_sparkify_etl_reads_like_its_diagram(dag_bag):
 
 
 def test_sparkify_etl_alerts_on_failure(dag_bag):
-    from include.sparkify.alerts import alert_on_failure
+    from sparkify.alerts import alert_on_failure
 
     dag = dag_bag.dags["sparkify_etl"]
     assert dag.default_args["on_failure_callback"] is alert_on_failure

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from include.local_stack.run_pipeline import backfill_command, backfill_environment
-from include.sparkify.sample_data import SampleSpec, generate
+from dev.local_stack.run_pipeline import backfill_command, backfill_environment
+from dev.sample_data import SampleSpec, generate
 from tests.stack_support import (
     connection_environment,
     count_rows,
@@ -65,7 +65,9 @@ def airflow_env() -> dict[str, str]:
     env.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(PROJECT_ROOT / "dags"))
     env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(PROJECT_ROOT / "plugins"))
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(PROJECT_ROOT / "include"), env.get("PYTHONPATH")])
+    )
     migrate = subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
         env=env,

@@ -1,4 +1,4 @@
-"""Unit tests for include.sparkify.alerts: the failure callback says it clearly, never raises."""
+"""Unit tests for sparkify.alerts: the failure callback says it clearly, never raises."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pendulum
 import pytest
 from airflow.exceptions import AirflowException
 
-from include.sparkify.alerts import ALERTS_FILE, alert_on_failure, build_alert, first_line
+from sparkify.alerts import ALERTS_FILE, alert_on_failure, build_alert, first_line
 
 RUN_ID = "scheduled__2018-11-02T00:00:00+00:00"
 LOG_URL = "http://localhost:8080/dags/sparkify_etl/grid?task_id=stage_events"

@@ -1,13 +1,13 @@
-"""Unit tests for include.sparkify.checks: the default data quality suite."""
+"""Unit tests for sparkify.checks: the default data quality suite."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
 
-from include.sparkify.checks import RECONCILIATION_SQL, STAR_TABLES, default_checks
-from include.sparkify.quality import KINDS, compile_checks
-from include.sparkify.sql import read_sql
+from sparkify.checks import RECONCILIATION_SQL, STAR_TABLES, default_checks
+from sparkify.quality import KINDS, compile_checks
+from sparkify.sql import read_sql
 
 
 def test_default_checks_compile():

@@ -1,10 +1,10 @@
-"""Unit tests for include.sparkify.config: which target a run uses."""
+"""Unit tests for sparkify.config: which target a run uses."""
 
 from __future__ import annotations
 
 import pytest
 
-from include.sparkify.config import LOCAL, REDSHIFT, TARGETS, Target, current_target
+from sparkify.config import LOCAL, REDSHIFT, TARGETS, Target, current_target
 
 
 def test_default_target_is_local():

@@ -1,4 +1,4 @@
-"""Unit tests for include.sparkify.json_copy: JSON lines -> COPY text, and the streaming COPY.
+"""Unit tests for sparkify.json_copy: JSON lines -> COPY text, and the streaming COPY.
 
 The streaming tests compare what a fake cursor's ``copy_expert`` read, decoded from COPY's
 text format, with a plain ``json.loads`` of every line: nothing trusts the encoder.
@@ -17,8 +17,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.sparkify import json_copy
-from include.sparkify.json_copy import (
+from sparkify import json_copy
+from sparkify.json_copy import (
     CHUNK_BYTES,
     REJECT_LINE_CHARS,
     Column,
@@ -33,7 +33,7 @@ from include.sparkify.json_copy import (
     encode_object,
     table_columns,
 )
-from include.sparkify.s3_objects import line_reader
+from sparkify.s3_objects import line_reader
 from tests.fakes import FailingCopyCursor, FakeCursor, FakeS3Client, Result, parse_copy_text
 
 COLUMNS = [

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from include.sparkify.manifest import diff, read, record
+from sparkify.manifest import diff, read, record
 from tests.fakes import FakeCursor, Result
 
 

@@ -1,4 +1,4 @@
-"""Unit tests for include.sparkify.quality: checks as data compiled to SQL, and verdicts."""
+"""Unit tests for sparkify.quality: checks as data compiled to SQL, and verdicts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from include.sparkify.quality import (
+from sparkify.quality import (
     CheckResult,
     CompiledCheck,
     compile_check,

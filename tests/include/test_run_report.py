@@ -1,4 +1,4 @@
-"""Unit tests for include.sparkify.run_report: reading (fake cursor), rendering, files."""
+"""Unit tests for sparkify.run_report: reading (fake cursor), rendering, files."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 from airflow.utils.state import TaskInstanceState as State
 
-from include.sparkify.run_report import (
+from sparkify.run_report import (
     REPORT_TABLES,
     CheckRow,
     RejectRow,

@@ -1,4 +1,4 @@
-"""Unit tests for include.sparkify.s3_objects: URLs, interval days, listings, line streams."""
+"""Unit tests for sparkify.s3_objects: URLs, interval days, listings, line streams."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pendulum
 import pytest
 
-from include.sparkify.config import LOG_KEY_TEMPLATE
-from include.sparkify.s3_objects import (
+from sparkify.config import LOG_KEY_TEMPLATE
+from sparkify.s3_objects import (
     MissingObjectsError,
     days_in_interval,
     existing_keys,

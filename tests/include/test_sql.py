@@ -1,10 +1,10 @@
-"""Unit tests for include.sparkify.sql: identifiers, SQL files, load statements, COPY."""
+"""Unit tests for sparkify.sql: identifiers, SQL files, load statements, COPY."""
 
 from __future__ import annotations
 
 import pytest
 
-from include.sparkify.sql import (
+from sparkify.sql import (
     SQL_DIR,
     clear_table,
     column_list,

@@ -1,4 +1,4 @@
-"""Unit tests for include.sparkify.warehouse: interval parameters and the transaction."""
+"""Unit tests for sparkify.warehouse: interval parameters and the transaction."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import psycopg2
 import pytest
 from airflow.hooks.base import BaseHook
 
-from include.sparkify.warehouse import (
+from sparkify.warehouse import (
     WarehouseError,
     interval_parameters,
     query_columns,
@@ -239,7 +239,7 @@ def test_transaction_does_not_wrap_other_connect_errors(monkeypatch):
 def test_run_statements_in_order_with_the_same_parameters(caplog):
     cursor = FakeCursor()
     params = {"interval_start": datetime(2018, 11, 5)}
-    with caplog.at_level(logging.INFO, logger="include.sparkify.warehouse"):
+    with caplog.at_level(logging.INFO, logger="sparkify.warehouse"):
         run_statements(cursor, ["DELETE FROM a", "INSERT INTO a SELECT 1", "x" * 3000], params)
     assert cursor.executed == [
         ("DELETE FROM a", params),

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from airflow.exceptions import AirflowException
 
-from include.sparkify.checks import default_checks
 from operators.data_quality import DataQualityOperator
+from sparkify.checks import default_checks
 from tests.stack_support import connect, connection_environment, fresh_database, table_rows
 
 pytestmark = pytest.mark.stack

@@ -8,8 +8,8 @@ from datetime import datetime
 import pendulum
 import pytest
 
-from include.sparkify.sql import read_sql
 from operators.load_dimension import LoadDimensionOperator
+from sparkify.sql import read_sql
 from tests.fakes import FakeConnection, FakeCursor, Result, patch_postgres_hook
 
 PARAMS = {

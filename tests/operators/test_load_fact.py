@@ -9,8 +9,8 @@ import pendulum
 import psycopg2
 import pytest
 
-from include.sparkify.sql import read_sql
 from operators.load_fact import LoadFactOperator
+from sparkify.sql import read_sql
 from tests.fakes import FakeConnection, FakeCursor, Result, patch_postgres_hook
 
 COLUMNS = ["songplay_id", "start_time", "user_id", "level", "song_id", "artist_id",

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 import pytest
 from airflow.utils.state import TaskInstanceState
 
-from include.sparkify.run_report import REPORT_TABLES
 from operators.run_report import RowCountSnapshotOperator, RunReportOperator
+from sparkify.run_report import REPORT_TABLES
 from tests.stack_support import connect, connection_environment, fresh_database
 
 pytestmark = pytest.mark.stack

@@ -16,9 +16,9 @@ from astro.files import File
 from astro.table import Metadata, Table
 from botocore.credentials import ReadOnlyCredentials
 
-from include.sparkify.config import LOG_KEY_TEMPLATE
-from include.sparkify.s3_objects import MissingObjectsError
 from operators.stage_redshift import StageToRedshiftOperator
+from sparkify.config import LOG_KEY_TEMPLATE
+from sparkify.s3_objects import MissingObjectsError
 from tests.fakes import (
     FakeConnection,
     FakeCursor,

@@ -14,10 +14,10 @@ from astro.files import File
 from astro.table import Metadata, Table
 from moto.server import ThreadedMotoServer
 
-from include.local_stack.seed_s3 import s3_client
-from include.sparkify.sample_data import SampleSpec, generate
-from include.sparkify.warehouse import WarehouseError
+from dev.local_stack.seed_s3 import s3_client
+from dev.sample_data import SampleSpec, generate
 from operators.stage_redshift import StageToRedshiftOperator
+from sparkify.warehouse import WarehouseError
 from tests.fault_proxy import FlakyProxy
 from tests.stack_support import (
     S3_ENDPOINT,

@@ -10,7 +10,7 @@ import pytest
 from astro.files import File
 from astro.table import Metadata, Table
 
-from include.sparkify.sample_data import SampleSpec, generate
+from dev.sample_data import SampleSpec, generate
 from operators.stage_redshift import StageToRedshiftOperator
 from tests.stack_support import (
     connection_environment,

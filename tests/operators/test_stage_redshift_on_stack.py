@@ -11,9 +11,9 @@ from airflow.exceptions import AirflowException
 from astro.files import File
 from astro.table import Metadata, Table
 
-from include.sparkify.s3_objects import MissingObjectsError
-from include.sparkify.sample_data import SampleSpec, generate
+from dev.sample_data import SampleSpec, generate
 from operators.stage_redshift import StageToRedshiftOperator
+from sparkify.s3_objects import MissingObjectsError
 from tests.stack_support import (
     connection_environment,
     count_rows,

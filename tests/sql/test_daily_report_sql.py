@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from airflow.models import DagBag
 
-from include.sparkify.tables import warehouse_table
+from sparkify.tables import warehouse_table
 from tests.stack_support import connect, connection_environment, fresh_database, table_rows
 
 pytestmark = pytest.mark.stack

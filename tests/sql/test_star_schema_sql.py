@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from include.sparkify.json_copy import copy_objects, table_columns
-from include.sparkify.sample_data import SampleSpec, generate
+from dev.sample_data import SampleSpec, generate
 from operators.load_dimension import LoadDimensionOperator
 from operators.load_fact import LoadFactOperator
+from sparkify.json_copy import copy_objects, table_columns
 from tests.stack_support import connect, connection_environment, fresh_database, table_rows
 
 pytestmark = pytest.mark.stack

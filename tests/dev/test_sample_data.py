@@ -1,4 +1,4 @@
-"""Tests for include.sparkify.sample_data: layout, determinism and every quirk of the real data.
+"""Tests for dev.sample_data: layout, determinism and every quirk of the real data.
 
 Each check reads the generated files back; nothing trusts the generator's internals.
 """
@@ -20,7 +20,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from include.sparkify.sample_data import DEFAULT_SPEC, GeneratedSummary, SampleSpec, generate, main
+from dev.sample_data import DEFAULT_SPEC, GeneratedSummary, SampleSpec, generate, main
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SMALL = SampleSpec(
@@ -121,7 +121,7 @@ def test_output_does_not_depend_on_hash_seed(tmp_path: pathlib.Path) -> None:
     for hash_seed in ("0", "12345"):
         target = tmp_path / f"hash-{hash_seed}"
         subprocess.run(
-            [sys.executable, "-m", "include.sparkify.sample_data", "--out", str(target),
+            [sys.executable, "-m", "dev.sample_data", "--out", str(target),
              "--start", SMALL.start.isoformat(), "--days", str(SMALL.days),
              "--songs", str(SMALL.songs), "--events-per-day", *map(str, SMALL.events_per_day),
              "--users", str(SMALL.users), "--seed", str(SMALL.seed)],

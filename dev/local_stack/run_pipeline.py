@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 
-from include.local_stack.stack import HOST, PG_PORT, S3_BUCKET, S3_PORT, STATE_DIR
+from dev.local_stack.stack import HOST, PG_PORT, S3_BUCKET, S3_PORT, STATE_DIR
 
 DAG_ID = "sparkify_etl"
 _FINISHED_RUNS = re.compile(r"finished run \d+ of \d+")
@@ -100,8 +100,8 @@ def run_states(start: date, end: date, dag_id: str = DAG_ID) -> dict[date, str]:
 
 def print_warehouse_summary(conn_id: str = "sparkify_postgres") -> None:
     """Rows per table and the latest run's quality checks, as plain text."""
-    from include.sparkify.run_report import count_rows
-    from include.sparkify.warehouse import transaction
+    from sparkify.run_report import count_rows
+    from sparkify.warehouse import transaction
 
     with transaction(conn_id) as cursor:
         print("\nRows per table:")
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     folder = args.data
     if folder is None:
-        from include.sparkify.sample_data import generate
+        from dev.sample_data import generate
 
         folder = STATE_DIR / "sample"
         summary = generate(folder)
@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if end < start:
         parser.error(f"--end {end} is before --start {start}")
 
-    from include.local_stack.seed_s3 import seed
+    from dev.local_stack.seed_s3 import seed
 
     count = seed(folder, S3_BUCKET, f"http://{HOST}:{S3_PORT}")
     print(f"Uploaded {count} objects to s3://{S3_BUCKET} (S3 API at http://{HOST}:{S3_PORT})")
@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {day}: {state} (see {log_path})")
     print_warehouse_summary()
 
-    from include.sparkify.run_report import latest_report, reports_dir
+    from sparkify.run_report import latest_report, reports_dir
 
     # The backfill runs the days in order: the newest report is the range's last run.
     report = latest_report(reports_dir(), DAG_ID, since=began_at)

@@ -22,9 +22,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from include.local_stack.stack import HOST, PG_PASSWORD, PG_PORT, PG_USER, S3_PORT, STATE_DIR
+from dev.local_stack.stack import HOST, PG_PASSWORD, PG_PORT, PG_USER, S3_PORT, STATE_DIR
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = STATE_DIR / "bench"
 S3_ENDPOINT = f"http://{HOST}:{S3_PORT}"
 # The connection ids the DAG and the operators use; the benchmark overrides them through
@@ -42,7 +42,7 @@ KINDS = {
 
 @dataclass(frozen=True)
 class GeneratorSpec:
-    """Arguments of ``python -m include.sparkify.sample_data`` (see ``SampleSpec``)."""
+    """Arguments of ``python -m dev.sample_data`` (see ``SampleSpec``)."""
 
     songs: int
     days: int
@@ -53,7 +53,7 @@ class GeneratorSpec:
     seed: int = 42
 
     def sample_spec(self):
-        from include.sparkify.sample_data import SampleSpec
+        from dev.sample_data import SampleSpec
 
         return SampleSpec(
             start=date.fromisoformat(self.start),
@@ -135,7 +135,7 @@ def ensure_generated(dataset: Dataset, data_dir: Path, log=print) -> tuple[Path,
     manifest_path = folder / "manifest.json"
     if manifest_path.exists():
         return folder, json.loads(manifest_path.read_text())
-    from include.sparkify.sample_data import generate
+    from dev.sample_data import generate
 
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -147,7 +147,7 @@ def ensure_generated(dataset: Dataset, data_dir: Path, log=print) -> tuple[Path,
     manifest = {
         "name": dataset.name,
         "spec": asdict(dataset.spec),
-        "generator_cli": f"python -m include.sparkify.sample_data {dataset.spec.cli()}",
+        "generator_cli": f"python -m dev.sample_data {dataset.spec.cli()}",
         "summary": {k: str(v) for k, v in asdict(summary).items()},
         "prefix": dataset.prefix,
         "objects": len(rows),
@@ -277,7 +277,7 @@ def fresh_database(name: str, with_tables: bool = True) -> str:
     """(Re)create ``bench_*`` database ``name``, with the warehouse's tables by default."""
     import psycopg2
 
-    from include.sparkify.sql import identifier, read_sql
+    from sparkify.sql import identifier, read_sql
 
     if not name.startswith("bench_"):
         raise ValueError(f"the benchmark only touches bench_* databases, not {name!r}")
@@ -303,7 +303,7 @@ def fresh_database(name: str, with_tables: bool = True) -> str:
 def count_rows(database: str, table: str) -> int:
     import psycopg2
 
-    from include.sparkify.sql import identifier
+    from sparkify.sql import identifier
 
     conn = psycopg2.connect(dsn(database))
     try:
@@ -320,7 +320,7 @@ def connection_environment(database: str, bucket: str | None = None) -> dict[str
     Built from airflow_settings.yaml like the tests' (tests/stack_support.py): the
     environment's connections take precedence over the metadata DB's.
     """
-    from include.local_stack.airflow_settings import connection_kwargs, read_settings
+    from dev.local_stack.airflow_settings import connection_kwargs, read_settings
 
     env = {}
     for entry in read_settings()["connections"]:
@@ -345,7 +345,7 @@ def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(PROJECT_ROOT / "plugins"))
     env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     env.setdefault("AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES", "airflow.* astro.*")
-    paths = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins"), env.get("PYTHONPATH", "")]
+    paths = [str(PROJECT_ROOT / "include"), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env.update(extra or {})
     return env

@@ -1,17 +1,17 @@
 """Benchmark of the staging step (issue 3): four ways of loading S3 JSON into PostgreSQL.
 
-    python -m bench.bench_staging [--scale small|full] [--quick] [--runs N]
+    python -m dev.bench.bench_staging [--scale small|full] [--quick] [--runs N]
         [--methods abcd] [--datasets songs,events,...] [--backfill | --no-backfill]
 
 For each dataset (generated with the project's generator, cached under
 ``.local/bench/data``, one ``bench-*`` bucket each in the local S3 API) every method
-(see ``bench/methods.py``) stages it into the matching staging table of a ``bench_*``
+(see ``dev/bench/methods.py``) stages it into the matching staging table of a ``bench_*``
 database, each run in a fresh process; the median of the runs, rows, rows/s, peak RSS
 and the ratio to the I/O floor (d) measured in the same invocation are printed as
-Markdown and written to ``bench/results/latest.json``. Methods (b) and (c) load an
+Markdown and written to ``dev/bench/results/latest.json``. Methods (b) and (c) load an
 evenly spread sample of the objects where the whole set would take too long; their
 whole-set time is then extrapolated by rows and marked so. Optionally (on by default)
-the sample month is backfilled through real Airflow, see ``bench/backfill.py``.
+the sample month is backfilled through real Airflow, see ``dev/bench/backfill.py``.
 
 Needs the local stack (``make stack``); ``make bench`` starts it and runs this.
 """
@@ -33,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
+from dev.bench.common import (
     BENCH_DIR,
     PROJECT_ROOT,
     Dataset,
@@ -47,10 +47,10 @@ from bench.common import (
     s3_client,
     sample_keys,
 )
-from bench.methods import METHOD_LABELS, METHOD_NAMES
-from include.local_stack.stack import STATE_DIR
+from dev.bench.methods import METHOD_LABELS, METHOD_NAMES
+from dev.local_stack.stack import STATE_DIR
 
-RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
+RESULTS_DIR = PROJECT_ROOT / "dev" / "bench" / "results"
 FLOOR = "d"
 SAMPLED_METHODS = ("b", "c")
 
@@ -146,7 +146,7 @@ def _s3_server_cpu_seconds() -> float | None:
 
 
 def run_method(job: dict[str, Any], env: dict[str, str], log_path: Path) -> dict[str, Any]:
-    """One run of one method in a fresh process; its result (see bench.methods.run_job)."""
+    """One run of one method in a fresh process; its result (see dev.bench.methods.run_job)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     result_path = log_path.with_suffix(".json")
     result_path.unlink(missing_ok=True)
@@ -155,7 +155,7 @@ def run_method(job: dict[str, Any], env: dict[str, str], log_path: Path) -> dict
     load_average = os.getloadavg()[0]
     with open(log_path, "w", encoding="utf-8") as out:
         code = subprocess.run(
-            [sys.executable, "-m", "bench.methods", json.dumps(job)],
+            [sys.executable, "-m", "dev.bench.methods", json.dumps(job)],
             env=env,
             cwd=PROJECT_ROOT,
             stdout=out,
@@ -308,7 +308,7 @@ def run_benchmark(config: Config, log=print) -> dict[str, Any]:
                 "objects": len(item.keys),
                 "bytes": item.total_bytes,
                 "rows": item.rows,
-                "generator": f"python -m include.sparkify.sample_data {dataset.spec.cli()}",
+                "generator": f"python -m dev.sample_data {dataset.spec.cli()}",
             }
         )
         jobs = {}
@@ -366,7 +366,7 @@ def run_benchmark(config: Config, log=print) -> dict[str, Any]:
 
     doc["growth"] = growth_curve(doc)
     if config.backfill:
-        from bench.backfill import run_backfill_benchmark
+        from dev.bench.backfill import run_backfill_benchmark
 
         log("\nBackfill through Airflow")
         doc["backfill"] = run_backfill_benchmark(

@@ -1,7 +1,7 @@
 """The daily backfill of the sample month through real Airflow, timed and split.
 
 Runs what ``make run`` runs (``airflow dags backfill`` with the DebugExecutor, from
-``include.local_stack.run_pipeline``), in a private ``AIRFLOW_HOME`` under
+``dev.local_stack.run_pipeline``), in a private ``AIRFLOW_HOME`` under
 ``.local/bench/airflow`` with the warehouse connection aimed at a ``bench_*`` database
 and ``SPARKIFY_S3_BUCKET`` at a ``bench-*`` bucket. The wall time is split into work
 (the sum of the task instances' ``end_date - start_date`` from the metadata DB) and
@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
+from dev.bench.common import (
     BENCH_DIR,
     Dataset,
     GeneratorSpec,
@@ -29,12 +29,12 @@ from bench.common import (
     fresh_database,
     prepare,
 )
-from include.local_stack.run_pipeline import DAG_ID, backfill_command, backfill_environment
+from dev.local_stack.run_pipeline import DAG_ID, backfill_command, backfill_environment
 
 
 def month_dataset() -> Dataset:
     """The default sample month (``SampleSpec()``: what ``make run`` generates)."""
-    from include.sparkify.sample_data import DEFAULT_SPEC as d
+    from dev.sample_data import DEFAULT_SPEC as d
 
     spec = GeneratorSpec(
         songs=d.songs,

@@ -16,7 +16,7 @@ Metadata stay in SQLite, so the executor is Airflow's default for it, Sequential
 one task at a time, each in its own ``airflow tasks run`` process. That process is found
 by name, so the venv's ``bin`` must be on ``PATH`` (the server environment sees to it).
 
-    python -m include.local_stack.airflow_servers start [--port 8080] | stop | status
+    python -m dev.local_stack.airflow_servers start [--port 8080] | stop | status
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import psutil
 
-from include.local_stack.stack import (
+from dev.local_stack.stack import (
     HOST,
     PROJECT_ROOT,
     STATE_DIR,
@@ -51,6 +51,8 @@ ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin"
 SERVERS = ("webserver", "scheduler")
 VENV_BIN = Path(sys.executable).parent
+# What the image and the Astro CLI put on sys.path for the DAGs: the `sparkify` package.
+RUNTIME_PATH = PROJECT_ROOT / "include"
 
 
 class AirflowServersError(StackError):
@@ -212,16 +214,16 @@ def server_environment(
     """The servers' environment: ``env`` plus what they need to find each other.
 
     The venv's ``bin`` goes first on ``PATH`` (the executor runs ``airflow tasks run`` by
-    name) and the project on ``PYTHONPATH``. ``log_server_port`` moves the scheduler's
-    task-log server off its default 8793, for a second Airflow on the same machine.
+    name) and ``include/`` on ``PYTHONPATH`` (as in the image). ``log_server_port`` moves
+    the scheduler's task-log server off its default 8793, for a second Airflow here.
     """
     result = dict(os.environ if env is None else env)
     path = result.get("PATH", "").split(os.pathsep)
     if str(VENV_BIN) not in path:
         result["PATH"] = os.pathsep.join([str(VENV_BIN), *filter(None, path)])
     python_path = result.get("PYTHONPATH", "").split(os.pathsep)
-    if str(PROJECT_ROOT) not in python_path:
-        result["PYTHONPATH"] = os.pathsep.join([str(PROJECT_ROOT), *filter(None, python_path)])
+    if str(RUNTIME_PATH) not in python_path:
+        result["PYTHONPATH"] = os.pathsep.join([str(RUNTIME_PATH), *filter(None, python_path)])
     result.setdefault("AIRFLOW_HOME", str(airflow_home(result)))
     result["AIRFLOW__WEBSERVER__WEB_SERVER_PORT"] = str(port)
     result["AIRFLOW__WEBSERVER__BASE_URL"] = f"http://{HOST}:{port}"
@@ -271,7 +273,7 @@ def ensure_admin_user(
 ) -> str:
     """Create the admin user in ``env``'s metadata DB, or reset its password and role."""
     result = subprocess.run(
-        [sys.executable, "-m", "include.local_stack.airflow_servers", "admin-user",
+        [sys.executable, "-m", "dev.local_stack.airflow_servers", "admin-user",
          "--username", username, "--password", password],
         env=dict(env),
         cwd=PROJECT_ROOT,

@@ -1,6 +1,6 @@
 """Upload a folder in Sparkify's layout (``song_data/``, ``log_data/``) to the local S3 API.
 
-    python -m include.local_stack.seed_s3 FOLDER [--bucket NAME] [--endpoint URL]
+    python -m dev.local_stack.seed_s3 FOLDER [--bucket NAME] [--endpoint URL]
 
 The bucket is created when missing and emptied of the two prefixes first, so the bucket
 mirrors the folder. Uploads run concurrently (thousands of small song files).
@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from include.local_stack.stack import HOST, S3_BUCKET, S3_PORT
+from dev.local_stack.stack import HOST, S3_BUCKET, S3_PORT
 
 PREFIXES = ("song_data", "log_data")
 

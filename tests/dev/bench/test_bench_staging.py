@@ -1,4 +1,4 @@
-"""The staging benchmark's harness (bench/), on tiny data: structure and rows, never speed."""
+"""The staging benchmark's harness (dev/bench/), on tiny data: structure and rows, never speed."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from bench.backfill import task_durations
-from bench.bench_staging import Config, config_from_args, parse_args, run_benchmark
-from bench.common import Dataset, GeneratorSpec, sample_keys
+from dev.bench.backfill import task_durations
+from dev.bench.bench_staging import Config, config_from_args, parse_args, run_benchmark
+from dev.bench.common import Dataset, GeneratorSpec, sample_keys
 
 ENTRY_FIELDS = {
     "median_seconds": float,

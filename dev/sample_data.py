@@ -23,7 +23,7 @@ Existing files with the same names are overwritten; nothing is deleted.
 
 CLI::
 
-    python -m include.sparkify.sample_data --out DIR [--start YYYY-MM-DD] [--days N]
+    python -m dev.sample_data --out DIR [--start YYYY-MM-DD] [--days N]
         [--songs N] [--events-per-day MIN MAX] [--users N] [--match-ratio R] [--seed N]
 """
 
@@ -843,7 +843,7 @@ def _write_day(root: pathlib.Path, day: date, lines: list[tuple[int, int, int, s
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse the command line (defaults are those of :class:`SampleSpec`)."""
     parser = argparse.ArgumentParser(
-        prog="python -m include.sparkify.sample_data",
+        prog="python -m dev.sample_data",
         description="Write deterministic Sparkify sample data (song_data/ and log_data/).",
     )
     d = DEFAULT_SPEC

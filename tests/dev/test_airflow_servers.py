@@ -1,4 +1,4 @@
-"""Tests for include.local_stack.airflow_servers that need no Airflow server.
+"""Tests for dev.local_stack.airflow_servers that need no Airflow server.
 
 Process handling is checked on real, harmless processes this test starts (``sleep`` and
 small ``bash`` trees) and always stops.
@@ -19,8 +19,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from include.local_stack import airflow_servers as servers
-from include.local_stack.stack import PROJECT_ROOT
+from dev.local_stack import airflow_servers as servers
+from dev.local_stack.stack import PROJECT_ROOT
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_server_environment_puts_the_venv_on_path_and_the_project_on_pythonpath(
         {"PATH": "/usr/bin:/bin", "AIRFLOW_HOME": str(tmp_path)}, port=8123
     )
     assert env["PATH"].split(os.pathsep) == [str(servers.VENV_BIN), "/usr/bin", "/bin"]
-    assert env["PYTHONPATH"].split(os.pathsep) == [str(PROJECT_ROOT)]
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(PROJECT_ROOT / "include")]
     assert env["AIRFLOW_HOME"] == str(tmp_path)
     assert env["AIRFLOW__WEBSERVER__WEB_SERVER_PORT"] == "8123"
     assert env["AIRFLOW__WEBSERVER__BASE_URL"] == "http://127.0.0.1:8123"
@@ -104,7 +104,7 @@ def test_server_environment_puts_the_venv_on_path_and_the_project_on_pythonpath(
 def test_server_environment_keeps_what_is_set_and_moves_the_log_server():
     given = {
         "PATH": f"{servers.VENV_BIN}:/usr/bin",
-        "PYTHONPATH": f"/elsewhere:{PROJECT_ROOT}",
+        "PYTHONPATH": f"/elsewhere:{PROJECT_ROOT}/include",
         "AIRFLOW__WEBSERVER__WORKERS": "4",
     }
     env = servers.server_environment(given, port=8123, log_server_port=8799)
@@ -114,7 +114,7 @@ def test_server_environment_keeps_what_is_set_and_moves_the_log_server():
     assert env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] == "8799"
     assert given == {
         "PATH": f"{servers.VENV_BIN}:/usr/bin",
-        "PYTHONPATH": f"/elsewhere:{PROJECT_ROOT}",
+        "PYTHONPATH": f"/elsewhere:{PROJECT_ROOT}/include",
         "AIRFLOW__WEBSERVER__WORKERS": "4",
     }  # not modified in place
 
@@ -245,7 +245,7 @@ def test_start_reports_a_port_held_by_another_process_and_leaves_it_alone(tmp_pa
 
 def test_cli_status_and_stop_without_servers(tmp_path):
     env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
-    command = [sys.executable, "-m", "include.local_stack.airflow_servers"]
+    command = [sys.executable, "-m", "dev.local_stack.airflow_servers"]
     status = subprocess.run(
         [*command, "status"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True
     )

@@ -1,6 +1,6 @@
 """The four ways of staging S3 JSON into PostgreSQL that the benchmark compares.
 
-Each run happens in a fresh process (``python -m bench.methods '<job json>'``) so that
+Each run happens in a fresh process (``python -m dev.bench.methods '<job json>'``) so that
 its peak RSS is its own. Imports happen before the clock starts; the clock covers
 everything else: clients and connections, the listing, emptying the table, the load and
 the commit. The row count is read from the table after the clock stops.
@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import AWS_CONN_ID, PG_CONN_ID, count_rows
+from dev.bench.common import AWS_CONN_ID, PG_CONN_ID, count_rows
 
 METHOD_LABELS = {
     "a": "project loader (StageToRedshiftOperator, PostgreSQL path)",
@@ -121,7 +121,7 @@ def per_file_pandas(job: dict[str, Any]) -> Load:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    from include.sparkify.sql import identifier
+    from sparkify.sql import identifier
 
     bucket, prefix, table = _tables(job)
 
@@ -187,8 +187,8 @@ def io_floor(job: dict[str, Any]) -> Load:
     import psycopg2
     from botocore.config import Config
 
-    from bench.common import S3_ENDPOINT, dsn
-    from include.sparkify.sql import identifier
+    from dev.bench.common import S3_ENDPOINT, dsn
+    from sparkify.sql import identifier
 
     bucket, prefix, table = _tables(job)
     workers = 32

@@ -4,7 +4,7 @@
 ``make test`` call this module so the same file stays the single place for connections,
 pools and variables. Applying twice gives the same result (existing ids are replaced).
 
-    python -m include.local_stack.airflow_settings [path/to/airflow_settings.yaml]
+    python -m dev.local_stack.airflow_settings [path/to/airflow_settings.yaml]
 """
 
 from __future__ import annotations

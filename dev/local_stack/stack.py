@@ -4,7 +4,7 @@ Both servers keep their state under ``.local/`` (git-ignored) and are stopped by
 they wrote there. ``up`` is idempotent: a server that already answers is reused, a stale
 PID file is cleared, and a port held by a foreign process is reported, never killed.
 
-    python -m include.local_stack.stack up | down | status
+    python -m dev.local_stack.stack up | down | status
 """
 
 from __future__ import annotations

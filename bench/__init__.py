@@ -1,1 +1,0 @@
-"""Benchmarks of the staging step (issue 3): ``python -m bench.bench_staging``."""
