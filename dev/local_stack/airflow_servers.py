@@ -2,8 +2,9 @@
 
 Both servers run in the background with their logs and PID files in ``$AIRFLOW_HOME``
 (``.local/airflow`` under ``scripts/airflow_env.sh``): ``webserver.log``/``.pid`` and
-``scheduler.log``/``.pid``. A PID file records the process's start time as well, so a
-PID reused by an unrelated process is never mistaken for ours (nor signalled).
+``scheduler.log``/``.pid``, kept by ``processes.py`` (as moto's): a PID file records the
+process's start time as well, so a PID reused by an unrelated process is never mistaken
+for ours (nor signalled).
 
 ``start`` is idempotent: a server that still runs is reused, a stale PID file is cleared,
 and a port held by a process this project did not start is reported, never killed. It
@@ -30,12 +31,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
-import psutil
-
+from dev.local_stack.processes import read_pid_file, running_record, spawn, stop_recorded
 from dev.local_stack.stack import (
     HOST,
     PROJECT_ROOT,
@@ -57,118 +56,6 @@ RUNTIME_PATH = PROJECT_ROOT / "include"
 
 class AirflowServersError(StackError):
     """A server could not be started or reached; the message says what to do."""
-
-
-# --------------------------------------------------------------------------- PID files
-
-
-@dataclass(frozen=True)
-class PidRecord:
-    """What a PID file holds: the process, when it started, and what it serves."""
-
-    pid: int
-    create_time: float
-    port: int | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__) + "\n"
-
-
-def write_pid_file(path: Path, pid: int, port: int | None = None) -> PidRecord:
-    """Record ``pid`` with its start time (psutil's ``create_time``)."""
-    record = PidRecord(pid=pid, create_time=psutil.Process(pid).create_time(), port=port)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(record.to_json(), encoding="utf-8")
-    return record
-
-
-def read_pid_file(path: Path) -> PidRecord | None:
-    """The record of ``path``; None when it is missing or unreadable."""
-    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-        document = json.loads(path.read_text(encoding="utf-8"))
-        return PidRecord(
-            pid=int(document["pid"]),
-            create_time=float(document["create_time"]),
-            port=int(document["port"]) if document.get("port") is not None else None,
-        )
-    return None
-
-
-def process_of(record: PidRecord | None) -> psutil.Process | None:
-    """The live process of ``record``: same PID *and* same start time, not a zombie."""
-    if record is None:
-        return None
-    try:
-        process = psutil.Process(record.pid)
-        if abs(process.create_time() - record.create_time) > 0.05:
-            return None  # the PID now belongs to another process
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None
-    except psutil.Error:
-        return None
-    return process
-
-
-def running_record(path: Path) -> PidRecord | None:
-    """The record of ``path`` when its process still runs; a stale file is removed."""
-    record = read_pid_file(path)
-    if process_of(record) is not None:
-        return record
-    path.unlink(missing_ok=True)
-    return None
-
-
-def terminate_tree(process: psutil.Process, timeout: float = 30) -> None:
-    """SIGTERM every descendant of ``process``, then ``process``; SIGKILL what outlives it."""
-    try:
-        family = process.children(recursive=True)
-    except psutil.Error:
-        family = []
-    for member in [*family, process]:
-        with contextlib.suppress(psutil.Error):
-            member.terminate()
-    _gone, alive = psutil.wait_procs([*family, process], timeout=timeout)
-    if not alive:
-        return
-    # Children spawned while the others were stopping (a gunicorn worker respawned, say).
-    for member in list(alive):
-        with contextlib.suppress(psutil.Error):
-            alive.extend(member.children(recursive=True))
-    for member in alive:
-        with contextlib.suppress(psutil.Error):
-            member.kill()
-    psutil.wait_procs(alive, timeout=10)
-
-
-def stop_recorded(path: Path, timeout: float = 30) -> bool:
-    """Stop the process tree recorded in ``path``; True when something was running."""
-    process = process_of(read_pid_file(path))
-    if process is not None:
-        terminate_tree(process, timeout)
-    path.unlink(missing_ok=True)
-    return process is not None
-
-
-def spawn(
-    argv: Sequence[str],
-    pid_file: Path,
-    log_file: Path,
-    env: Mapping[str, str] | None = None,
-    port: int | None = None,
-) -> PidRecord:
-    """Start ``argv`` in the background (own session, output appended to ``log_file``)."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
-        process = subprocess.Popen(
-            list(argv),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=dict(os.environ if env is None else env),
-            cwd=PROJECT_ROOT,
-            start_new_session=True,
-        )
-    return write_pid_file(pid_file, process.pid, port)
 
 
 # --------------------------------------------------------------------------- the servers
@@ -378,6 +265,7 @@ def start(
                 log_file(home, "webserver"),
                 environment,
                 port,
+                cwd=PROJECT_ROOT,
             )
             spawned.append("webserver")
         if not scheduler_up:
@@ -386,6 +274,7 @@ def start(
                 pid_file(home, "scheduler"),
                 log_file(home, "scheduler"),
                 environment,
+                cwd=PROJECT_ROOT,
             )
             spawned.append("scheduler")
         _wait_healthy(home, port, timeout)

@@ -1,8 +1,11 @@
 """The local stack without Docker: a real PostgreSQL and a real S3 HTTP API on loopback.
 
-Both servers keep their state under ``.local/`` (git-ignored) and are stopped by the PID
-they wrote there. ``up`` is idempotent: a server that already answers is reused, a stale
-PID file is cleared, and a port held by a foreign process is reported, never killed.
+Both servers keep their state under ``.local/`` (git-ignored). moto's server is started
+and stopped through ``processes.py`` (a PID file with the process's start time, so a
+reused PID is never signalled); PostgreSQL is stopped with ``pg_ctl`` and recognised by
+its ``postmaster.pid`` *and* a command line naming our data directory. ``up`` is
+idempotent: a server that already answers is reused, a stale PID file is cleared, and a
+port held by a foreign process is reported, never killed.
 
     python -m dev.local_stack.stack up | down | status
 """
@@ -21,6 +24,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
+
+from dev.local_stack import processes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STATE_DIR = Path(os.environ.get("SPARKIFY_STATE_DIR", PROJECT_ROOT / ".local"))
@@ -49,18 +56,6 @@ def port_open(port: int, host: str = HOST, timeout: float = 0.3) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
         return True
     return False
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
@@ -154,11 +149,25 @@ def _pg_data_dir() -> Path:
     return (STATE_DIR / "postgres").resolve() / "data"
 
 
+def _postmaster(data_dir: Path) -> psutil.Process | None:
+    """The postmaster of ``postmaster.pid``: that PID, running ``postgres -D <data_dir>``."""
+    return processes.process_running(_pg_pid(data_dir), ["-D", str(data_dir)])
+
+
+def _clear_stale_postmaster_pid(data_dir: Path) -> bool:
+    """Remove ``postmaster.pid`` when no postmaster of ``data_dir`` holds its PID."""
+    stale = data_dir / "postmaster.pid"
+    if not stale.exists() or _postmaster(data_dir) is not None:
+        return False
+    stale.unlink()
+    return True
+
+
 def postgres_status() -> ServerStatus:
-    data_dir = _pg_data_dir()
-    pid = _pg_pid(data_dir)
-    running = pid_alive(pid) and port_open(PG_PORT)
-    return ServerStatus("postgres", running, pid if running else None, f"{HOST}:{PG_PORT}")
+    postmaster = _postmaster(_pg_data_dir())
+    running = postmaster is not None and port_open(PG_PORT)
+    pid = postmaster.pid if postmaster is not None and running else None
+    return ServerStatus("postgres", running, pid, f"{HOST}:{PG_PORT}")
 
 
 def start_postgres() -> ServerStatus:
@@ -179,9 +188,7 @@ def start_postgres() -> ServerStatus:
              "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256"]
         )  # fmt: skip
     _as_postgres(["mkdir", "-p", str(run_dir)])
-    stale = data_dir / "postmaster.pid"
-    if stale.exists() and not pid_alive(_pg_pid(data_dir)):
-        stale.unlink()
+    _clear_stale_postmaster_pid(data_dir)
     options = (
         f"-c listen_addresses={HOST} -p {PG_PORT} -c unix_socket_directories={run_dir} "
         "-c synchronous_commit=off -c max_connections=100"
@@ -215,16 +222,20 @@ def _ensure_sparkify_database(bin_dir: Path, run_dir: Path) -> None:
         _as_postgres([*psql, "-c", f"CREATE DATABASE {PG_DATABASE} OWNER {PG_USER}"])
 
 
-def stop_postgres() -> None:
+def stop_postgres(timeout: float = 60) -> None:
     data_dir = _pg_data_dir()
-    pid = _pg_pid(data_dir)
-    if not pid_alive(pid):
+    postmaster = _postmaster(data_dir)
+    if postmaster is None:
         return
     bin_dir = _pg_bin_dir()
     if bin_dir:
         _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"])
     else:
-        _terminate(pid)
+        # No pg_ctl (the package went away): SIGINT is the postmaster's fast shutdown; it
+        # stops its backends itself.
+        processes.stop_process(
+            postmaster, timeout, first_signal=signal.SIGINT, children_first=False
+        )
 
 
 # --------------------------------------------------------------------------- S3 API (moto)
@@ -234,16 +245,23 @@ def _s3_pid_file() -> Path:
     return STATE_DIR / "s3" / "moto.pid"
 
 
-def _read_pid(path: Path) -> int | None:
-    with contextlib.suppress(OSError, ValueError):
-        return int(path.read_text().strip())
-    return None
+def _moto_command() -> list[str]:
+    return [str(Path(sys.executable).with_name("moto_server")), "-H", HOST, "-p", str(S3_PORT)]
+
+
+def _s3_record() -> processes.PidRecord | None:
+    """Our running moto server; a stale PID file is cleared."""
+    path = _s3_pid_file()
+    # A moto started before PID files recorded start times, recognised by its command line.
+    adopted = processes.adopt_bare_pid_file(path, _moto_command(), S3_PORT)
+    return adopted or processes.running_record(path)
 
 
 def s3_status() -> ServerStatus:
-    pid = _read_pid(_s3_pid_file())
-    running = pid_alive(pid) and port_open(S3_PORT)
-    return ServerStatus("s3", running, pid if running else None, f"http://{HOST}:{S3_PORT}")
+    record = _s3_record()
+    running = record is not None and port_open(S3_PORT)
+    pid = record.pid if record is not None and running else None
+    return ServerStatus("s3", running, pid, f"http://{HOST}:{S3_PORT}")
 
 
 def start_s3() -> ServerStatus:
@@ -255,37 +273,23 @@ def start_s3() -> ServerStatus:
             f"port {S3_PORT} is in use by a process this project did not start; "
             "stop it or set SPARKIFY_S3_PORT"
         )
-    moto_server = Path(sys.executable).with_name("moto_server")
-    if not moto_server.exists():
-        raise StackError(f"{moto_server} is missing: install the lock first (`make venv`)")
-    folder = _s3_pid_file().parent
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "server.log", "ab") as log:
-        process = subprocess.Popen(
-            [str(moto_server), "-H", HOST, "-p", str(S3_PORT)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    _s3_pid_file().write_text(f"{process.pid}\n")
-    _wait_for(lambda: port_open(S3_PORT), 30, f"the S3 API on {HOST}:{S3_PORT}")
+    command = _moto_command()
+    if not Path(command[0]).exists():
+        raise StackError(f"{command[0]} is missing: install the lock first (`make venv`)")
+    # Ours but not answering on S3_PORT (started for another port, or hung): replace it.
+    processes.stop_recorded(_s3_pid_file(), timeout=10)
+    processes.spawn(command, _s3_pid_file(), _s3_pid_file().parent / "server.log", port=S3_PORT)
+    try:
+        _wait_for(lambda: port_open(S3_PORT), 30, f"the S3 API on {HOST}:{S3_PORT}")
+    except StackError:
+        processes.stop_recorded(_s3_pid_file(), timeout=10)  # no half-started server left
+        raise
     return s3_status()
 
 
-def stop_s3() -> None:
-    pid = _read_pid(_s3_pid_file())
-    if pid_alive(pid):
-        _terminate(pid)
-    _s3_pid_file().unlink(missing_ok=True)
-
-
-def _terminate(pid: int, timeout: float = 10) -> None:
-    os.kill(pid, signal.SIGTERM)
-    with contextlib.suppress(StackError):
-        _wait_for(lambda: not pid_alive(pid), timeout, f"process {pid} to stop")
-        return
-    os.kill(pid, signal.SIGKILL)
+def stop_s3(timeout: float = 10) -> None:
+    _s3_record()  # adopts a PID file of the old format, so that it can be stopped
+    processes.stop_recorded(_s3_pid_file(), timeout)
 
 
 # --------------------------------------------------------------------------- CLI

@@ -1,18 +1,17 @@
 """Tests for dev.local_stack.airflow_servers that need no Airflow server.
 
-Process handling is checked on real, harmless processes this test starts (``sleep`` and
-small ``bash`` trees) and always stops.
+The servers are found and stopped through their PID files in ``AIRFLOW_HOME``, checked on
+real, harmless ``sleep`` processes this test starts and always stops. How PID files guard
+against PID reuse and how process trees are stopped is tested in ``test_processes.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import psutil
 import pytest
 
 from dev.local_stack import airflow_servers as servers
+from dev.local_stack import processes
 from dev.local_stack.stack import PROJECT_ROOT
 
 
@@ -39,20 +39,10 @@ def started() -> Iterator[list[psutil.Process]]:
         psutil.wait_procs(family, timeout=5)
 
 
-def spawn(argv: list[str], home: Path, name: str, started: list) -> servers.PidRecord:
-    record = servers.spawn(argv, home / f"{name}.pid", home / f"{name}.log")
+def spawn(argv: list[str], home: Path, name: str, started: list) -> processes.PidRecord:
+    record = processes.spawn(argv, home / f"{name}.pid", home / f"{name}.log")
     started.append(psutil.Process(record.pid))
     return record
-
-
-def tree_of(pid: int, expected: int, timeout: float = 10) -> list[psutil.Process]:
-    """The descendants of ``pid`` once there are ``expected`` of them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        children = psutil.Process(pid).children(recursive=True)
-        if len(children) >= expected or time.monotonic() > deadline:
-            return children
-        time.sleep(0.05)
 
 
 def alive(process: psutil.Process) -> bool:
@@ -140,71 +130,6 @@ def test_login_instructions_name_the_url_and_the_local_only_account(tmp_path):
     assert str(tmp_path / "webserver.log") in text and "make stop" in text
 
 
-# --------------------------------------------------------------------------- PID files
-
-
-def test_pid_file_round_trip_and_unreadable_files(tmp_path, started):
-    record = spawn(["sleep", "60"], tmp_path, "dummy", started)
-    document = json.loads((tmp_path / "dummy.pid").read_text())
-    assert document["pid"] == record.pid and document["port"] is None
-    assert servers.read_pid_file(tmp_path / "dummy.pid") == record
-    assert servers.process_of(record).pid == record.pid
-
-    assert servers.read_pid_file(tmp_path / "missing.pid") is None
-    (tmp_path / "garbage.pid").write_text("12 not json")
-    assert servers.read_pid_file(tmp_path / "garbage.pid") is None
-    (tmp_path / "old.pid").write_text(f"{record.pid}\n")  # a bare PID is not trusted
-    assert servers.read_pid_file(tmp_path / "old.pid") is None
-
-
-def test_a_stale_pid_file_is_cleared(tmp_path, started):
-    record = spawn(["sleep", "0.1"], tmp_path, "dummy", started)
-    psutil.Process(record.pid).wait(timeout=10)
-    assert servers.process_of(record) is None
-    assert servers.running_record(tmp_path / "dummy.pid") is None
-    assert not (tmp_path / "dummy.pid").exists()
-
-
-def test_a_reused_pid_is_never_signalled(tmp_path, started):
-    """Same PID, other start time: another process now; the record is dropped, not killed."""
-    record = spawn(["sleep", "60"], tmp_path, "dummy", started)
-    impostor = servers.PidRecord(record.pid, record.create_time - 100)
-    (tmp_path / "dummy.pid").write_text(impostor.to_json())
-    assert servers.process_of(impostor) is None
-    assert servers.stop_recorded(tmp_path / "dummy.pid") is False
-    assert not (tmp_path / "dummy.pid").exists()
-    assert alive(started[0])
-
-
-def test_stop_terminates_the_children_and_then_the_parent(tmp_path, started):
-    record = spawn(["bash", "-c", "sleep 60 & sleep 60 & wait"], tmp_path, "dummy", started)
-    family = [started[0], *tree_of(record.pid, 2)]
-    assert len(family) == 3
-    began = time.monotonic()
-    assert servers.stop_recorded(tmp_path / "dummy.pid", timeout=10) is True
-    assert time.monotonic() - began < 5  # SIGTERM sufficed
-    assert not any(alive(p) for p in family)
-    assert not (tmp_path / "dummy.pid").exists()
-    assert servers.stop_recorded(tmp_path / "dummy.pid") is False  # nothing left to stop
-
-
-def test_stop_kills_what_ignores_sigterm(tmp_path, started):
-    # An ignored signal stays ignored across exec: bash and its sleep both ignore SIGTERM.
-    record = spawn(["bash", "-c", "trap '' TERM; sleep 60 & wait"], tmp_path, "dummy", started)
-    family = [started[0], *tree_of(record.pid, 1)]
-    assert servers.stop_recorded(tmp_path / "dummy.pid", timeout=1) is True
-    assert not any(alive(p) for p in family)
-
-
-def test_spawn_runs_in_its_own_session_with_output_in_the_log(tmp_path, started):
-    record = spawn(["bash", "-c", "echo started; sleep 60"], tmp_path, "dummy", started)
-    assert os.getsid(record.pid) == record.pid  # Ctrl-C in the terminal does not reach it
-    deadline = time.monotonic() + 10
-    while "started" not in (tmp_path / "dummy.log").read_text():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-
-
 # --------------------------------------------------------------------------- servers
 
 
@@ -215,7 +140,7 @@ def test_status_and_stop_follow_the_pid_files_in_home(tmp_path, started):
     ]
     assert servers.stop(tmp_path) == []
 
-    web = servers.spawn(
+    web = processes.spawn(
         ["sleep", "60"], tmp_path / "webserver.pid", tmp_path / "webserver.log", port=8123
     )
     started.append(psutil.Process(web.pid))
