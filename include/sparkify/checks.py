@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sparkify.sql import qualified
+from sparkify.sql import qualified, read_sql
 
 STAR_TABLES = ("songplays", "users", "songs", "artists", "time")
 
-# The interval's plays in the fact table minus the interval's distinct NextSong events in
-# staging: 0 when nothing was lost (or duplicated) between the stages.
-RECONCILIATION_SQL = """
-SELECT (SELECT COUNT(*) FROM {songplays}
-         WHERE start_time >= %(interval_start)s AND start_time < %(interval_end)s)
-     - (SELECT COUNT(*) FROM (
-            SELECT DISTINCT userid, sessionid, iteminsession FROM {staging_events}
-             WHERE page = 'NextSong'
-               AND ts >= %(interval_start_ms)s AND ts < %(interval_end_ms)s) AS plays)
-"""
+# include/sql/check_songplays_reconcile.sql: 0 when the interval's songplays equal its
+# distinct NextSong events in staging. Its {songplays} and {staging_events} placeholders
+# take validated, quoted names (str.format with sparkify.sql.qualified), never input.
+RECONCILIATION_SQL = read_sql("check_songplays_reconcile")
 
 
 def default_checks(schema: str = "public") -> list[dict[str, Any]]:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
+from sparkify.sql import read_sql
+
 INTEGER_BITS = {"smallint": 16, "integer": 32, "bigint": 64}
 INTEGER_TYPES = set(INTEGER_BITS)
 FLOAT_TYPES = {"double precision", "real", "numeric"}
@@ -117,12 +119,7 @@ class LoadResult:
 
 def table_columns(cursor, schema: str, table: str) -> list[Column]:
     """The table's columns in order, from the information schema."""
-    cursor.execute(
-        "SELECT column_name, data_type, is_nullable = 'YES', character_maximum_length "
-        "FROM information_schema.columns "
-        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-        (schema, table),
-    )
+    cursor.execute(read_sql("table_columns"), (schema, table))
     columns = [Column(*row) for row in cursor]
     if not columns:
         raise StagingError(f"table {schema}.{table} does not exist (run create_tables first)")

@@ -74,13 +74,8 @@ class DataQualityOperator(BaseOperator):
     def record(self, cursor: Any, run_id: str, results: Sequence[CheckResult]) -> None:
         table = sql.qualified(self.schema, self.results_table)
         checked_at = datetime.now(UTC).replace(tzinfo=None)
-        statement = (
-            f"INSERT INTO {table} "  # noqa: S608 - validated identifier
-            "(run_id, check_name, table_name, passed, observed, expected, checked_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)"
-        )
         cursor.executemany(
-            statement,
+            sql.insert_check_results(table),
             [
                 (run_id, r.name, r.table, r.passed, r.observed[:1024], r.expected, checked_at)
                 for r in results

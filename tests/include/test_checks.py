@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 from collections import Counter
 
 from sparkify.checks import RECONCILIATION_SQL, STAR_TABLES, default_checks
@@ -62,6 +63,12 @@ def test_reconciliation_check_is_included():
     for parameter in ("interval_start", "interval_end", "interval_start_ms", "interval_end_ms"):
         assert f"%({parameter})s" in check.sql
     assert check.passes(0) and not check.passes(-1) and not check.passes(1)
+
+
+def test_reconciliation_sql_lives_in_include_sql_with_table_placeholders_only():
+    assert read_sql("check_songplays_reconcile") == RECONCILIATION_SQL
+    fields = {field for _, field, _, _ in string.Formatter().parse(RECONCILIATION_SQL) if field}
+    assert fields == {"songplays", "staging_events"}  # nothing else is pasted in
 
 
 def test_interval_scoped_checks_use_the_fact_tables_start_time():

@@ -34,6 +34,7 @@ from sparkify.json_copy import (
     table_columns,
 )
 from sparkify.s3_objects import line_reader
+from sparkify.sql import read_sql
 from tests.fakes import FailingCopyCursor, FakeCursor, FakeS3Client, Result, parse_copy_text
 
 COLUMNS = [
@@ -229,6 +230,7 @@ def test_table_columns_reads_the_information_schema():
         Column("ts", "bigint", False, None),
     ]
     assert "character_maximum_length" in cursor.statements[0]
+    assert cursor.statements[0] == read_sql("table_columns")  # the query of include/sql
 
 
 def test_table_columns_missing_table_and_unsupported_types():
