@@ -1,5 +1,6 @@
 """Small in-memory stand-ins for the things the unit tests must not reach: a DB-API
-connection and cursor, an S3 client, and a reader for PostgreSQL's COPY text format.
+connection and cursor, an S3 client, and a reader for PostgreSQL's COPY text format; and
+helpers defining Airflow connections through the environment.
 
 They record what they were asked to do so tests can assert on it; they implement just
 enough behaviour for the code under test, no more.
@@ -8,6 +9,7 @@ enough behaviour for the code under test, no more.
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +17,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from botocore.response import StreamingBody
+
+from sparkify.config import AWS_CONN_ID, WAREHOUSE_CONN_ID
 
 # ----------------------------------------------------------------------------- database
 
@@ -151,6 +155,63 @@ def patch_postgres_hook(monkeypatch: Any, conn: FakeConnection) -> list[str]:
 
     monkeypatch.setattr(PostgresHook, "get_conn", get_conn)
     return asked
+
+
+# ----------------------------------------------------------------------------- connections
+
+
+def connection_variable(conn_id: str) -> str:
+    """The environment variable Airflow reads connection ``conn_id`` from.
+
+    Airflow looks up ``AIRFLOW_CONN_`` + ``conn_id.upper()`` and nothing else: a dash in
+    the id stays a dash (``aws-redshift`` is ``AIRFLOW_CONN_AWS-REDSHIFT``).
+    """
+    return "AIRFLOW_CONN_" + conn_id.upper()
+
+
+def set_connection(monkeypatch: Any, conn_id: str, conn_type: str, **fields: Any) -> None:
+    """Define connection ``conn_id`` of ``conn_type`` (and ``extra``, ``host``, ...) for
+    the test, as an environment connection in Airflow's JSON format."""
+    document = {"conn_type": conn_type, **fields}
+    monkeypatch.setenv(connection_variable(conn_id), json.dumps(document))
+
+
+def record_connection_lookups(monkeypatch: Any) -> list[str]:
+    """The conn ids ``BaseHook.get_connection`` is asked for, in order (still answered
+    from the real secrets backends)."""
+    from airflow.hooks.base import BaseHook
+
+    asked: list[str] = []
+    original = BaseHook.get_connection
+
+    def get_connection(cls: type, conn_id: str) -> Any:
+        asked.append(conn_id)
+        return original(conn_id)
+
+    monkeypatch.setattr(BaseHook, "get_connection", classmethod(get_connection))
+    return asked
+
+
+def apply_environment(
+    monkeypatch: Any,
+    environment: dict[str, str],
+    conn_ids: Sequence[str] = (WAREHOUSE_CONN_ID, AWS_CONN_ID),
+) -> None:
+    """Set ``environment`` (``AIRFLOW_CONN_*``/``AIRFLOW_VAR_*``, as built by
+    ``tests.stack_support.connection_environment``) for the test.
+
+    A connection of ``conn_ids`` given only under its underscored name (``AIRFLOW_CONN_
+    AWS_REDSHIFT``, which Airflow never reads for ``aws-redshift``) is also set under the
+    name Airflow does read, so the test reaches the servers it means to and not the
+    default AWS endpoint.
+    """
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    for conn_id in conn_ids:
+        read_as = connection_variable(conn_id)
+        underscored = read_as.replace("-", "_")
+        if read_as not in environment and underscored in environment:
+            monkeypatch.setenv(read_as, environment[underscored])
 
 
 # ----------------------------------------------------------------------------- S3

@@ -1,4 +1,8 @@
-"""Unit tests for StageToRedshiftOperator, with a fake S3 client and a fake warehouse."""
+"""Unit tests for StageToRedshiftOperator, with a fake S3 client and a fake warehouse.
+
+The warehouse connection ``warehouse`` is defined per test through the environment: its
+conn_type (``postgres`` unless a test says ``redshift``) picks the staging path.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ import jinja2
 import pendulum
 import pytest
 from airflow.exceptions import AirflowException
-from airflow.hooks.base import BaseHook
+from airflow.models.xcom import BaseXCom
 from astro.files import File
+from astro.sql import LoadFileOperator
 from astro.table import Metadata, Table
 from botocore.credentials import ReadOnlyCredentials
 
@@ -26,6 +31,8 @@ from tests.fakes import (
     Result,
     parse_copy_text,
     patch_postgres_hook,
+    record_connection_lookups,
+    set_connection,
 )
 
 BUCKET = "sparkify-test"
@@ -92,28 +99,87 @@ def s3(objects: dict[str, bytes]) -> FakeS3Client:
     return FakeS3Client({BUCKET: objects})
 
 
-def patch_connections(monkeypatch, warehouse_extra: dict, aws_extra: dict) -> list[str]:
-    asked: list[str] = []
-    extras = {"warehouse": warehouse_extra, "aws_conn": aws_extra}
+def use_connections(
+    monkeypatch,
+    warehouse_type: str = "postgres",
+    warehouse_extra: dict | None = None,
+    aws_extra: dict | None = None,
+) -> list[str]:
+    """Define ``warehouse`` (of ``warehouse_type``) and ``aws_conn``; returns the conn ids
+    looked up from then on."""
+    set_connection(monkeypatch, "warehouse", warehouse_type, extra=warehouse_extra or {})
+    set_connection(monkeypatch, "aws_conn", "aws", extra=aws_extra or {})
+    return record_connection_lookups(monkeypatch)
 
-    def get_connection(conn_id: str):
-        asked.append(conn_id)
-        return SimpleNamespace(conn_id=conn_id, extra_dejson=extras[conn_id])
 
-    monkeypatch.setattr(BaseHook, "get_connection", staticmethod(get_connection))
-    return asked
+@pytest.fixture(autouse=True)
+def postgres_warehouse(monkeypatch):
+    """By default the warehouse is PostgreSQL, as locally; Redshift tests redefine it."""
+    use_connections(monkeypatch)
 
 
 # ----------------------------------------------------------------------------- construction
 
 
-def test_defaults_and_outlets():
+def test_defaults_and_no_datasets():
     operator = make_operator()
     assert operator.dialect == "postgres"
     assert operator.missing_keys == "fail"
-    assert operator.outlets == [operator.output_table]
+    # Datasets are published by the quality checks; the bucket is a Variable.
+    assert operator.outlets == []
+    assert operator.inlets == []
     assert operator.schema == "public"
     assert (operator.max_rejects, operator.rejects_table) == (0, "staging_rejects")
+    assert (operator.incremental, operator.incremental_run) == (False, False)
+
+
+def test_is_an_astro_load_file_task_returning_the_output_table(monkeypatch):
+    operator = make_operator(key_template=None)
+    assert isinstance(operator, LoadFileOperator)
+    client = s3({"log_data/a.json": lines(EVENT)})
+    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: client)
+    conn = FakeConnection(postgres_cursor())
+    patch_postgres_hook(monkeypatch, conn)
+
+    result = operator.execute(context())
+
+    assert result is operator.output_table
+    assert len(parse_copy_text(conn.cursor_obj.copied, len(STAGING_EVENTS))) == 1
+    # What the downstream tasks receive through XCom is the same Table.
+    pushed = BaseXCom.deserialize_value(SimpleNamespace(value=BaseXCom.serialize_value(result)))
+    assert pushed == Table(
+        name="staging_events", conn_id="warehouse", metadata=Metadata(schema="public")
+    )
+
+
+@pytest.mark.parametrize("conn_type", ["postgres", "redshift"])
+def test_dialect_is_the_warehouse_connections_type_read_at_run_time(monkeypatch, conn_type):
+    monkeypatch.delenv("AIRFLOW_CONN_WAREHOUSE")
+    asked = record_connection_lookups(monkeypatch)
+    operator = make_operator()  # no connection is needed to build the task (DAG parsing)
+    assert asked == []
+    set_connection(monkeypatch, "warehouse", conn_type)
+    assert operator.dialect == conn_type
+    assert operator.dialect == conn_type
+    assert asked == ["warehouse"]  # looked up once per task run
+
+
+def test_warehouse_connection_of_another_type_fails_at_run_time_naming_it(monkeypatch):
+    use_connections(monkeypatch, warehouse_type="mysql")
+    operator = make_operator()  # builds: the type is only read when the task runs
+    monkeypatch.setattr(
+        StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b"", DAY2: b""})
+    )
+    conn = FakeConnection(postgres_cursor())
+    patch_postgres_hook(monkeypatch, conn)
+    with pytest.raises(ValueError) as info:
+        operator.execute(context())
+    assert str(info.value) == (
+        "connection 'warehouse' has conn_type 'mysql': the warehouse must be one of "
+        "['postgres', 'redshift'] (PostgreSQL locally, Redshift in production)"
+    )
+    assert conn.cursor_obj.executed == []
+    assert conn.commits == 0
 
 
 def test_schema_defaults_to_public_when_the_table_has_none():
@@ -124,11 +190,14 @@ def test_schema_defaults_to_public_when_the_table_has_none():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"dialect": "mysql"}, "dialect must be 'postgres' or 'redshift', not 'mysql'"),
         ({"missing_keys": "ignore"}, "missing_keys must be 'fail' or 'skip', not 'ignore'"),
         ({"max_rejects": -1}, "max_rejects must be a non-negative integer, not -1"),
         ({"max_rejects": "10"}, "max_rejects must be a non-negative integer, not '10'"),
         ({"max_rejects": 2.5}, "max_rejects must be a non-negative integer, not 2.5"),
+        (
+            {"incremental": True},  # with make_operator's key_template
+            "incremental staging reads a whole prefix: it takes no key_template",
+        ),
     ],
 )
 def test_constructor_validation(kwargs, message):
@@ -136,18 +205,36 @@ def test_constructor_validation(kwargs, message):
         make_operator(**kwargs)
 
 
-def test_template_fields_render_the_file_and_the_key_template():
-    assert StageToRedshiftOperator.template_fields == ("input_file", "key_template", "full_reload")
+def test_the_dialect_argument_is_gone():
+    # The connection's type decides now; a DAG still passing dialect= fails to parse.
+    invalid = r"(?s)Invalid arguments.*\*\*kwargs: {'dialect': 'redshift'}"
+    with pytest.raises(AirflowException, match=invalid):
+        make_operator(dialect="redshift")
+
+
+def test_template_fields_render_the_file_the_table_and_the_key_template():
+    assert StageToRedshiftOperator.template_fields == (
+        "input_file", "output_table", "key_template", "full_reload",
+    )  # fmt: skip
     operator = make_operator(
         input_file=File("s3://{{ params.bucket }}/log_data/", conn_id="aws_conn"),
+        output_table=Table(
+            name="{{ params.table }}", conn_id="warehouse", metadata=Metadata(schema="public")
+        ),
         key_template="log_data/{{ params.folder }}/%Y-%m-%d-events.json",
         full_reload="{{ params.full_reload }}",
     )
     operator.render_template_fields(
-        {"params": {"bucket": "rendered-bucket", "folder": "2018", "full_reload": True}},
+        {
+            "params": {
+                "bucket": "rendered-bucket", "table": "staging_events", "folder": "2018",
+                "full_reload": True,
+            }
+        },
         jinja_env=jinja2.Environment(),
-    )
+    )  # fmt: skip
     assert operator.input_file.path == "s3://rendered-bucket/log_data/"
+    assert operator.output_table.name == "staging_events"
     assert operator.key_template == "log_data/2018/%Y-%m-%d-events.json"
     assert operator.full_reload == "True"
     assert operator._full_reload_requested() is True
@@ -226,6 +313,32 @@ def test_plan_keys_empty_prefix_raises():
 # ----------------------------------------------------------------------------- Redshift path
 
 
+WHOLE_PREFIX_STATEMENTS = [
+    'DELETE FROM "public"."staging_songs"',
+    (
+        'COPY "public"."staging_songs"\n'
+        f"FROM 's3://{BUCKET}/song_data/'\n"
+        f"IAM_ROLE '{ROLE}'\n"
+        "FORMAT AS JSON 'auto ignorecase'\n"
+        "TIMEFORMAT 'epochmillisecs'\n"
+        "MAXERROR 0\n"
+        "COMPUPDATE OFF STATUPDATE OFF"
+    ),
+    "SELECT pg_last_copy_count()",
+]
+
+
+def songs_operator(**kwargs) -> StageToRedshiftOperator:
+    return make_operator(
+        input_file=File(f"s3://{BUCKET}/song_data/", conn_id="aws_conn"),
+        output_table=Table(
+            name="staging_songs", conn_id="warehouse", metadata=Metadata(schema="public")
+        ),
+        key_template=None,
+        **kwargs,
+    )
+
+
 def copy_counts(*counts: int):
     remaining = list(counts)
 
@@ -251,13 +364,14 @@ def expected_copy(key: str, credentials: str, region: str = "us-west-2") -> str:
 
 
 def test_redshift_copies_each_daily_key_with_the_iam_role(monkeypatch, caplog):
-    operator = make_operator(dialect="redshift")
+    operator = make_operator()
     monkeypatch.setattr(
         StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b"", DAY2: b""})
     )
-    asked_connections = patch_connections(
-        monkeypatch, warehouse_extra={"iam_role": ROLE}, aws_extra={"region_name": "us-west-2"}
-    )
+    asked_connections = use_connections(
+        monkeypatch, "redshift", warehouse_extra={"iam_role": ROLE},
+        aws_extra={"region_name": "us-west-2"},
+    )  # fmt: skip
     conn = FakeConnection(FakeCursor(copy_counts(120, 80)))
     asked_hooks = patch_postgres_hook(monkeypatch, conn)
 
@@ -296,12 +410,12 @@ def test_redshift_with_access_keys_never_logs_them(monkeypatch, caplog):
 
     monkeypatch.setattr(S3Hook, "get_credentials", get_credentials)
     monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b""}))
-    patch_connections(monkeypatch, warehouse_extra={}, aws_extra={"region_name": "us-east-1"})
+    use_connections(monkeypatch, "redshift", aws_extra={"region_name": "us-east-1"})
     conn = FakeConnection(FakeCursor(copy_counts(7)))
     patch_postgres_hook(monkeypatch, conn)
 
     with caplog.at_level(logging.DEBUG):
-        make_operator(dialect="redshift").execute(context(days=1))
+        make_operator().execute(context(days=1))
 
     credentials = (
         "CREDENTIALS 'aws_access_key_id=AKIAFAKEACCESSKEY;"
@@ -321,11 +435,10 @@ def test_redshift_with_access_keys_never_logs_them(monkeypatch, caplog):
 
 def test_redshift_explicit_region_and_options(monkeypatch):
     operator = make_operator(
-        dialect="redshift", region="eu-west-1", max_rejects=3,
-        json_paths=f"s3://{BUCKET}/log_json_path.json",
-    )  # fmt: skip
+        region="eu-west-1", max_rejects=3, json_paths=f"s3://{BUCKET}/log_json_path.json"
+    )
     monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b""}))
-    asked = patch_connections(monkeypatch, warehouse_extra={"iam_role": ROLE}, aws_extra={})
+    asked = use_connections(monkeypatch, "redshift", warehouse_extra={"iam_role": ROLE})
     conn = FakeConnection(FakeCursor(copy_counts(1)))
     patch_postgres_hook(monkeypatch, conn)
 
@@ -345,43 +458,50 @@ def test_redshift_explicit_region_and_options(monkeypatch):
 
 
 def test_redshift_whole_prefix_is_one_copy(monkeypatch):
-    operator = make_operator(
-        dialect="redshift",
-        input_file=File(f"s3://{BUCKET}/song_data/", conn_id="aws_conn"),
-        output_table=Table(
-            name="staging_songs", conn_id="warehouse", metadata=Metadata(schema="public")
-        ),
-        key_template=None,
-    )
+    operator = songs_operator()
     client = s3({"song_data/A/1.json": b"{}", "song_data/B/2.json": b"{}"})
     monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: client)
-    patch_connections(monkeypatch, warehouse_extra={"iam_role": ROLE}, aws_extra={})
+    use_connections(monkeypatch, "redshift", warehouse_extra={"iam_role": ROLE})
     conn = FakeConnection(FakeCursor(copy_counts(2)))
     patch_postgres_hook(monkeypatch, conn)
 
     operator.execute(context())
 
-    assert conn.cursor_obj.statements == [
-        'DELETE FROM "public"."staging_songs"',
-        (
-            'COPY "public"."staging_songs"\n'
-            f"FROM 's3://{BUCKET}/song_data/'\n"
-            f"IAM_ROLE '{ROLE}'\n"
-            "FORMAT AS JSON 'auto ignorecase'\n"
-            "TIMEFORMAT 'epochmillisecs'\n"
-            "MAXERROR 0\n"
-            "COMPUPDATE OFF STATUPDATE OFF"
-        ),
-        "SELECT pg_last_copy_count()",
-    ]
+    assert conn.cursor_obj.statements == WHOLE_PREFIX_STATEMENTS
+    assert conn.events == ["commit", "close"]
+
+
+def test_redshift_ignores_incremental_and_copies_the_whole_prefix(monkeypatch, caplog):
+    operator = songs_operator(incremental=True)
+    client = s3({"song_data/A/1.json": b"{}", "song_data/B/2.json": b"{}"})
+    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: client)
+    use_connections(monkeypatch, "redshift", warehouse_extra={"iam_role": ROLE})
+    conn = FakeConnection(FakeCursor(copy_counts(2)))
+    patch_postgres_hook(monkeypatch, conn)
+
+    assert (operator.incremental, operator.incremental_run) == (True, False)
+    with caplog.at_level(logging.INFO):
+        operator.execute(context())
+
+    # No manifest is read or written: the same statements as a plain whole-prefix load.
+    assert conn.cursor_obj.statements == WHOLE_PREFIX_STATEMENTS
+    assert conn.cursor_obj.executemany_calls == []
+    assert conn.events == ["commit", "close"]
+    assert "Incremental load" not in caplog.text
+    assert f"Staged 2 rows from 2 object(s) of s3://{BUCKET} into " in caplog.text
+
+
+def test_incremental_runs_on_postgres():
+    assert songs_operator(incremental=True).incremental_run is True
 
 
 def test_missing_day_fails_before_touching_the_warehouse(monkeypatch):
+    use_connections(monkeypatch, "redshift", warehouse_extra={"iam_role": ROLE})
     monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b""}))
     conn = FakeConnection()
     asked = patch_postgres_hook(monkeypatch, conn)
     with pytest.raises(MissingObjectsError, match=f"s3://{BUCKET}/{DAY2}"):
-        make_operator(dialect="redshift").execute(context())
+        make_operator().execute(context())
     assert asked == []
     assert conn.cursor_obj.executed == []
 
@@ -392,11 +512,11 @@ def test_redshift_copy_error_rolls_back(monkeypatch):
             raise RuntimeError("Load into table 'staging_events' failed. Check 'stl_load_errors'")
 
     monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b""}))
-    patch_connections(monkeypatch, warehouse_extra={"iam_role": ROLE}, aws_extra={})
+    use_connections(monkeypatch, "redshift", warehouse_extra={"iam_role": ROLE})
     conn = FakeConnection(FakeCursor(respond))
     patch_postgres_hook(monkeypatch, conn)
     with pytest.raises(RuntimeError, match="stl_load_errors"):
-        make_operator(dialect="redshift").execute(context(days=1))
+        make_operator().execute(context(days=1))
     assert conn.events == ["rollback", "close"]
 
 
@@ -421,7 +541,7 @@ def test_postgres_streams_every_line_into_one_copy(monkeypatch, caplog):
     patch_postgres_hook(monkeypatch, conn)
 
     with caplog.at_level(logging.INFO):
-        make_operator(dialect="postgres", max_workers=2).execute(context())
+        make_operator(max_workers=2).execute(context())
 
     cursor = conn.cursor_obj
     assert cursor.statements[0] == f"TRUNCATE {TABLE}"
@@ -453,7 +573,7 @@ def test_postgres_bad_record_fails_the_task_naming_the_object_and_line(monkeypat
     patch_postgres_hook(monkeypatch, conn)
 
     with pytest.raises(AirflowException) as info:
-        make_operator(dialect="postgres").execute(context())
+        make_operator().execute(context())
 
     assert str(info.value) == (
         f"staging s3://{BUCKET}/ into {TABLE} failed, nothing was loaded: "

@@ -18,6 +18,7 @@ from dev.local_stack.seed_s3 import s3_client
 from dev.sample_data import SampleSpec, generate
 from operators.stage_redshift import StageToRedshiftOperator
 from sparkify.warehouse import WarehouseError
+from tests.fakes import apply_environment
 from tests.fault_proxy import FlakyProxy
 from tests.stack_support import (
     S3_ENDPOINT,
@@ -58,8 +59,7 @@ def use_connections(monkeypatch):
     fresh_database(DB)
 
     def aim(**overrides):
-        for name, value in connection_environment(DB, BUCKET, **overrides).items():
-            monkeypatch.setenv(name, value)
+        apply_environment(monkeypatch, connection_environment(DB, BUCKET, **overrides))
 
     aim()
     return aim
@@ -68,9 +68,9 @@ def use_connections(monkeypatch):
 def songs_operator(bucket: str = BUCKET) -> StageToRedshiftOperator:
     return StageToRedshiftOperator(
         task_id="stage_songs",
-        input_file=File(f"s3://{bucket}/song_data/", conn_id="sparkify_s3_local"),
+        input_file=File(f"s3://{bucket}/song_data/", conn_id="aws-redshift"),
         output_table=Table(
-            name="staging_songs", conn_id="sparkify_postgres", metadata=Metadata(schema="public")
+            name="staging_songs", conn_id="redshift", metadata=Metadata(schema="public")
         ),
     )
 
@@ -132,9 +132,9 @@ def test_backend_killed_during_copy_fails_and_the_retry_loads_exactly(tmp_path, 
     use_connections()
     events = StageToRedshiftOperator(
         task_id="stage_events",
-        input_file=File(f"s3://{bucket}/log_data/", conn_id="sparkify_s3_local"),
+        input_file=File(f"s3://{bucket}/log_data/", conn_id="aws-redshift"),
         output_table=Table(
-            name="staging_events", conn_id="sparkify_postgres", metadata=Metadata(schema="public")
+            name="staging_events", conn_id="redshift", metadata=Metadata(schema="public")
         ),
         key_template="log_data/%Y/%m/%Y-%m-%d-events.json",
     )
@@ -161,7 +161,7 @@ def test_backend_killed_during_copy_fails_and_the_retry_loads_exactly(tmp_path, 
     killer = threading.Thread(target=kill_the_copy)
     killer.start()
     with pytest.raises(
-        WarehouseError, match=r"lost the connection .*'sparkify_postgres'.*retry starts over"
+        WarehouseError, match=r"lost the connection .*'redshift'.*retry starts over"
     ):
         events.execute(CONTEXT)
     killer.join()
@@ -174,13 +174,13 @@ def test_backend_killed_during_copy_fails_and_the_retry_loads_exactly(tmp_path, 
 
 def test_unreachable_warehouse_names_the_connection(bucket, use_connections, monkeypatch):
     monkeypatch.setenv(
-        "AIRFLOW_CONN_SPARKIFY_POSTGRES",
+        "AIRFLOW_CONN_REDSHIFT",
         f'{{"conn_type": "postgres", "host": "127.0.0.1", "port": {free_port()}, '
         '"login": "sparkify", "password": "sparkify", "schema": "sparkify"}',
     )
     with pytest.raises(
         WarehouseError,
-        match=r"cannot connect to the warehouse through connection 'sparkify_postgres' "
+        match=r"cannot connect to the warehouse through connection 'redshift' "
         r".*Check its host, port",
     ):
         songs_operator().execute(CONTEXT)

@@ -12,6 +12,7 @@ from astro.table import Metadata, Table
 
 from dev.sample_data import SampleSpec, generate
 from operators.stage_redshift import StageToRedshiftOperator
+from tests.fakes import apply_environment
 from tests.stack_support import (
     connection_environment,
     count_rows,
@@ -38,8 +39,7 @@ def setup(tmp_path, monkeypatch):
     client = fresh_bucket(BUCKET)
     upload_folder(client, BUCKET, tmp_path)
     fresh_database(DB)
-    for name, value in connection_environment(DB, BUCKET).items():
-        monkeypatch.setenv(name, value)
+    apply_environment(monkeypatch, connection_environment(DB, BUCKET))
     keys = sorted(
         p.relative_to(tmp_path).as_posix() for p in (tmp_path / "song_data").rglob("*.json")
     )
@@ -49,9 +49,9 @@ def setup(tmp_path, monkeypatch):
 def songs(full_reload: bool | str = False) -> StageToRedshiftOperator:
     return StageToRedshiftOperator(
         task_id="stage_songs",
-        input_file=File(f"s3://{BUCKET}/song_data/", conn_id="sparkify_s3_local"),
+        input_file=File(f"s3://{BUCKET}/song_data/", conn_id="aws-redshift"),
         output_table=Table(
-            name="staging_songs", conn_id="sparkify_postgres", metadata=Metadata(schema="public")
+            name="staging_songs", conn_id="redshift", metadata=Metadata(schema="public")
         ),
         incremental=True,
         full_reload=full_reload,

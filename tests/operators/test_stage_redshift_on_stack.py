@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg2
 import pytest
 from airflow.exceptions import AirflowException
 from astro.files import File
@@ -14,6 +15,7 @@ from astro.table import Metadata, Table
 from dev.sample_data import SampleSpec, generate
 from operators.stage_redshift import StageToRedshiftOperator
 from sparkify.s3_objects import MissingObjectsError
+from tests.fakes import apply_environment
 from tests.stack_support import (
     connection_environment,
     count_rows,
@@ -47,18 +49,15 @@ def s3(sample):
 @pytest.fixture
 def warehouse(monkeypatch) -> str:
     fresh_database(DB)
-    for name, value in connection_environment(DB, BUCKET).items():
-        monkeypatch.setenv(name, value)
+    apply_environment(monkeypatch, connection_environment(DB, BUCKET))
     return DB
 
 
 def operator(prefix: str, table: str, **kwargs) -> StageToRedshiftOperator:
     return StageToRedshiftOperator(
         task_id=f"stage_{table}",
-        input_file=File(f"s3://{BUCKET}/{prefix}", conn_id="sparkify_s3_local"),
-        output_table=Table(
-            name=table, conn_id="sparkify_postgres", metadata=Metadata(schema="public")
-        ),
+        input_file=File(f"s3://{BUCKET}/{prefix}", conn_id="aws-redshift"),
+        output_table=Table(name=table, conn_id="redshift", metadata=Metadata(schema="public")),
         **kwargs,
     )
 
@@ -77,7 +76,9 @@ def lines(path: Path) -> list[dict]:
 def test_stages_the_day_of_the_interval_exactly(sample, s3, warehouse):
     day_file = sample / DAY1.strftime(KEY_TEMPLATE)
     expected = lines(day_file)
-    result = run(operator("log_data/", "staging_events", key_template=KEY_TEMPLATE))
+    op = operator("log_data/", "staging_events", key_template=KEY_TEMPLATE)
+    result = run(op)
+    assert result is op.output_table  # the astro Table, for the tasks downstream
     assert result.name == "staging_events"
     rows = table_rows(DB, "staging_events", ["ts", "sessionid", "iteminsession"])
     assert len(rows) == len(expected)
@@ -155,16 +156,50 @@ def test_malformed_line_names_file_and_line_and_keeps_the_table(sample, s3, ware
 
 def test_wrong_password_names_the_connection(s3, warehouse, monkeypatch):
     env = connection_environment(DB, BUCKET)
-    document = json.loads(env["AIRFLOW_CONN_SPARKIFY_POSTGRES"])
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SPARKIFY_POSTGRES", json.dumps({**document, "password": "wrong"})
-    )
+    document = json.loads(env["AIRFLOW_CONN_REDSHIFT"])
+    monkeypatch.setenv("AIRFLOW_CONN_REDSHIFT", json.dumps({**document, "password": "wrong"}))
     with pytest.raises(
         Exception,
-        match=r"connection 'sparkify_postgres' \(sparkify@127\.0\.0\.1:8001/"
+        match=r"connection 'redshift' \(sparkify@127\.0\.0\.1:8001/"
         r"sparkify_test_stage\).*password",
     ):
         run(operator("song_data/", "staging_songs"))
+
+
+def redshift_connection(monkeypatch, extra: dict | None = None) -> None:
+    """The warehouse connection retyped ``redshift``, still aimed at the local PostgreSQL."""
+    document = json.loads(connection_environment(DB, BUCKET)["AIRFLOW_CONN_REDSHIFT"])
+    document = {**document, "conn_type": "redshift"}
+    if extra is not None:
+        document["extra"] = extra
+    monkeypatch.setenv("AIRFLOW_CONN_REDSHIFT", json.dumps(document))
+
+
+def test_a_redshift_connection_takes_the_redshift_copy_path(s3, warehouse, monkeypatch):
+    run(operator("song_data/", "staging_songs"))
+    before = table_rows(DB, "staging_songs", ["song_id"])
+    redshift_connection(monkeypatch)
+    # The same server taken for Redshift: the in-cluster COPY ... FROM 's3://...' with the
+    # S3 connection's keys is sent, which PostgreSQL refuses; the DELETE before it is
+    # rolled back with it.
+    with pytest.raises(psycopg2.errors.SyntaxError, match='at or near "CREDENTIALS"'):
+        run(operator("song_data/", "staging_songs"))
+    assert table_rows(DB, "staging_songs", ["song_id"]) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=psycopg2.ProgrammingError,
+    reason="PostgresHook passes the extra's iam_role to libpq: "
+    'invalid dsn: invalid connection option "iam_role"',
+)
+def test_a_redshift_connection_with_an_iam_role_can_be_opened(s3, warehouse, monkeypatch):
+    run(operator("song_data/", "staging_songs"))
+    before = table_rows(DB, "staging_songs", ["song_id"])
+    redshift_connection(monkeypatch, {"iam_role": "arn:aws:iam::123456789012:role/sparkifyTest"})
+    with pytest.raises(psycopg2.errors.SyntaxError, match='at or near "IAM_ROLE"'):
+        run(operator("song_data/", "staging_songs"))
+    assert table_rows(DB, "staging_songs", ["song_id"]) == before
 
 
 def event(ts: int, **fields) -> dict:
