@@ -14,62 +14,41 @@ from astro import sql as aql
 from astro.table import Table
 
 from sparkify.alerts import alert_on_failure
-from sparkify.config import current_target
-from sparkify.run_report import md_code, reports_dir
+from sparkify.config import SCHEMA
+from sparkify.report_format import md_code
+from sparkify.report_store import (
+    REPORTS_URL_VARIABLE,
+    STORAGE_CONN_ID,
+    configured_reports_url,
+    join_url,
+    write_text,
+)
+from sparkify.sql import read_sql
 from sparkify.tables import warehouse_table
 
 DAG_ID = "sparkify_daily_report"
-TARGET = current_target()
 # The same Dataset the ETL's load_songplays_fact_table lists as its outlet.
 SONGPLAYS = warehouse_table("songplays")
-# Astro SDK renders {{ songplays }} (a Table argument) as the table's qualified name.
-# "The day" is the latest day with plays: loads may arrive in any order, the report
-# always covers the newest day the warehouse holds.
-# Top songs: plays of songs the catalogue knows (unmatched plays have no title to show).
-TOP_SONGS_SQL = """
-WITH latest AS (SELECT CAST(MAX(start_time) AS DATE) AS day FROM {{ songplays }})
-SELECT latest.day AS day,
-       ROW_NUMBER() OVER (ORDER BY COUNT(*) DESC, s.title, sp.song_id) AS song_rank,
-       sp.song_id,
-       s.title,
-       a.name AS artist,
-       COUNT(*) AS plays,
-       COUNT(DISTINCT sp.user_id) AS listeners
-FROM {{ songplays }} AS sp
-JOIN latest ON CAST(sp.start_time AS DATE) = latest.day
-JOIN {{ songs }} AS s ON s.song_id = sp.song_id
-LEFT JOIN {{ artists }} AS a ON a.artist_id = sp.artist_id
-GROUP BY latest.day, sp.song_id, s.title, a.name
-ORDER BY song_rank
-LIMIT 10
-"""
-TOP_SONGS = 10  # the LIMIT above
-
-# Level at the time of the play: a user who upgraded during the day counts in both.
-USERS_BY_LEVEL_SQL = """
-WITH latest AS (SELECT CAST(MAX(start_time) AS DATE) AS day FROM {{ songplays }})
-SELECT latest.day AS day,
-       sp.level,
-       COUNT(DISTINCT sp.user_id) AS active_users,
-       COUNT(*) AS plays
-FROM {{ songplays }} AS sp
-JOIN latest ON CAST(sp.start_time AS DATE) = latest.day
-GROUP BY latest.day, sp.level
-"""
+# The queries are include/sql/report_top_songs.sql and report_users_by_level.sql; Astro SDK
+# renders {{ songplays }} (a Table argument) as the table's qualified name. "The day" is
+# the latest day with plays: loads may arrive in any order, the report always covers the
+# newest day the warehouse holds.
+TOP_SONGS = 10  # the LIMIT of report_top_songs.sql
 
 DOC_MD = f"""
-### Sparkify daily report (target: `{TARGET.name}`)
+### Sparkify daily report
 
 Runs whenever `sparkify_etl` has loaded `songplays` (a Dataset schedule on
 `{SONGPLAYS.uri}`). For the latest day with plays it builds, with Astro SDK
-`aql.transform`, two tables in schema `{TARGET.schema}` (named explicitly, so nothing
+`aql.transform`, two tables in schema `{SCHEMA}` (named explicitly, so nothing
 goes to astro's default `tmp_astro` schema; each run replaces them):
 
 - `report_top_songs`: the {TOP_SONGS} most played known songs (plays, distinct listeners);
 - `report_users_by_level`: active users and plays per level (level at play time).
 
 `write_daily_report` (`aql.dataframe`) then writes them as Markdown to
-`<reports dir>/{DAG_ID}/<day>.md` (`SPARKIFY_REPORTS_DIR`, else `$AIRFLOW_HOME/reports`).
+`<{REPORTS_URL_VARIABLE}>/{DAG_ID}/<day>.md` (the Airflow Variable, e.g.
+`s3://<bucket>/reports`), through the connection `{STORAGE_CONN_ID}`.
 """
 
 default_args = {
@@ -122,6 +101,24 @@ def daily_report_markdown(top_songs: pd.DataFrame, users_by_level: pd.DataFrame)
     return "\n".join(lines) + "\n"
 
 
+def write_daily_markdown(top_songs: pd.DataFrame, users_by_level: pd.DataFrame) -> str:
+    """Write the day's Markdown to ``<sparkify_reports_url>/<dag_id>/<day>.md``; its URL."""
+    reports_url = configured_reports_url()
+    if not reports_url:
+        raise ValueError(
+            f"the Airflow Variable {REPORTS_URL_VARIABLE!r} is not set: say where reports go, "
+            "e.g. s3://<bucket>/reports"
+        )
+    name = _day(top_songs, users_by_level) or "no-plays"
+    url = write_text(
+        join_url(reports_url, DAG_ID, name) + ".md",
+        daily_report_markdown(top_songs, users_by_level),
+        STORAGE_CONN_ID,
+    )
+    log.info("Daily report: %s", url)
+    return url
+
+
 @dag(
     dag_id=DAG_ID,
     start_date=pendulum.datetime(2018, 11, 1, tz="UTC"),
@@ -129,27 +126,21 @@ def daily_report_markdown(top_songs: pd.DataFrame, users_by_level: pd.DataFrame)
     catchup=False,
     max_active_runs=1,
     default_args=default_args,
-    tags=["sparkify", "report", TARGET.name],
+    tags=["sparkify", "report"],
     doc_md=DOC_MD,
 )
 def sparkify_daily_report() -> None:
     @aql.transform(task_id="top_songs")
     def top_songs(songplays: Table, songs: Table, artists: Table) -> str:
-        return TOP_SONGS_SQL
+        return read_sql("report_top_songs")
 
     @aql.transform(task_id="users_by_level")
     def users_by_level(songplays: Table) -> str:
-        return USERS_BY_LEVEL_SQL
+        return read_sql("report_users_by_level")
 
     @aql.dataframe(task_id="write_daily_report")
     def write_daily_report(top_songs: pd.DataFrame, users_by_level: pd.DataFrame) -> str:
-        text = daily_report_markdown(top_songs, users_by_level)
-        folder = reports_dir() / DAG_ID
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{_day(top_songs, users_by_level) or 'no-plays'}.md"
-        path.write_text(text, encoding="utf-8")
-        log.info("Daily report: %s", path.resolve().as_uri())
-        return str(path)
+        return write_daily_markdown(top_songs, users_by_level)
 
     write_daily_report(
         top_songs(

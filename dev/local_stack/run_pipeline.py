@@ -14,6 +14,7 @@ and the metadata DB must be up (the Makefile sees to both).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
@@ -98,9 +99,10 @@ def run_states(start: date, end: date, dag_id: str = DAG_ID) -> dict[date, str]:
     return {day: state for day, state in sorted(states.items()) if start <= day <= end}
 
 
-def print_warehouse_summary(conn_id: str = "sparkify_postgres") -> None:
+def print_warehouse_summary(conn_id: str = "redshift") -> None:
     """Rows per table and the latest run's quality checks, as plain text."""
     from sparkify.run_report import count_rows
+    from sparkify.sql import read_sql
     from sparkify.warehouse import transaction
 
     with transaction(conn_id) as cursor:
@@ -108,11 +110,7 @@ def print_warehouse_summary(conn_id: str = "sparkify_postgres") -> None:
         for table, count in count_rows(cursor).items():
             print(f"  {table:16} {'absent' if count is None else f'{count:,}':>8}")
         # The latest attempt of the latest run (a re-run records its checks again).
-        cursor.execute(
-            "SELECT run_id, check_name, table_name, passed, observed, expected "
-            "FROM data_quality_results WHERE checked_at = "
-            "(SELECT MAX(checked_at) FROM data_quality_results) ORDER BY check_name"
-        )
+        cursor.execute(read_sql("report_latest_checks"))
         rows = cursor.fetchall()
     if rows:
         failed = [row for row in rows if not row[3]]
@@ -120,6 +118,45 @@ def print_warehouse_summary(conn_id: str = "sparkify_postgres") -> None:
         print(f"\nData quality checks of {rows[0][0]}: {passed} of {len(rows)} passed")
         for _, name, table, _, observed, expected in failed:
             print(f"  FAILED {name} on {table}: observed {observed}, expected {expected}")
+
+
+def reports_url_setting() -> str | None:
+    """Where the DAGs write reports: the Variable (environment or the metadata DB, applied
+    by ``make airflow-db``), else its value in airflow_settings.yaml."""
+    from sparkify.report_store import REPORTS_URL_VARIABLE, configured_reports_url
+
+    with contextlib.suppress(Exception):
+        if url := configured_reports_url():
+            return url
+    from dev.local_stack.airflow_settings import read_settings
+
+    for entry in read_settings()["variables"]:
+        if entry.get("variable_name") == REPORTS_URL_VARIABLE:
+            return str(entry.get("variable_value") or "") or None
+    return None
+
+
+def print_last_report(since: float | None = None, dag_id: str = DAG_ID) -> None:
+    """The newest run report of ``dag_id`` (written at or after ``since``), read back from
+    object storage through the connection the tasks wrote it with."""
+    from sparkify.report_store import STORAGE_CONN_ID, latest_report, read_text
+
+    reports_url = reports_url_setting()
+    if not reports_url:
+        print("\nNo reports URL is configured (Variable sparkify_reports_url): no run report")
+        return
+    try:
+        url = latest_report(reports_url, dag_id, since=since, conn_id=STORAGE_CONN_ID)
+        text = None if url is None else read_text(url, STORAGE_CONN_ID)
+    except Exception as exc:  # the report is a bonus here: say why it is missing
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"\nCould not read the run reports under {reports_url}: {reason}")
+        return
+    if url is None or text is None:
+        print(f"\nNo run report was written under {reports_url}/{dag_id}")
+        return
+    print(f"\nRun report of the last run ({url}, and .html):\n")
+    print(text.rstrip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -168,15 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {day}: {state} (see {log_path})")
     print_warehouse_summary()
 
-    from sparkify.run_report import latest_report, reports_dir
-
     # The backfill runs the days in order: the newest report is the range's last run.
-    report = latest_report(reports_dir(), DAG_ID, since=began_at)
-    if report is None:
-        print(f"\nNo run report was written under {reports_dir() / DAG_ID}")
-    else:
-        print(f"\nRun report of the last run ({report}, and .html):\n")
-        print(report.read_text(encoding="utf-8").rstrip())
+    print_last_report(since=began_at)
     print(
         f"\nThe warehouse stays up: psql postgresql://sparkify:sparkify@{HOST}:{PG_PORT}/sparkify"
         " (`make stop` stops it)"

@@ -5,16 +5,18 @@ fires once the retries are spent). It
 
 1. writes a short alert (DAG, task, run, data interval, try, the exception's first line,
    the log's URL) to the task log at ERROR level;
-2. appends it to ``<reports dir>/alerts.log`` (``SPARKIFY_REPORTS_DIR``, else
-   ``$AIRFLOW_HOME/reports``);
+2. stores it as its own object, ``<reports URL>/alerts/<dag_id>/<run_id>/<task_id>.try<N>.txt``
+   (an object store has no append), where the reports URL is the Airflow Variable
+   ``sparkify_reports_url`` and the store's credentials the connection ``aws-redshift``,
+   both read at callback time; with the Variable unset, the alert is only logged;
 3. when ``SPARKIFY_ALERT_CONN_ID`` names an Airflow connection, POSTs it as JSON there with
    the HTTP provider's ``HttpHook``: the connection's host is the webhook's URL (e.g.
    ``https://hooks.example.com/services/T0/B0/x``), or host + schema (``https``) + port,
    with an optional path in its extra as ``{"endpoint": "/path"}``. The JSON has the
    alert's fields and a ``text`` (what Slack-style webhooks display).
 
-It never raises: a broken context, an unwritable folder or an unreachable webhook is
-logged and the other steps still happen.
+It never raises: a broken context, an unreachable store or webhook is logged and the
+other steps still happen. Secrets Airflow knows of are masked in what leaves the task.
 
 Under ``make run`` (and the e2e tests) Airflow's ``DebugExecutor`` fails a task at once,
 skipping its retries, and calls no failure callback: there the run report
@@ -30,13 +32,17 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sparkify.run_report import reports_dir
+from sparkify.report_store import (
+    REPORTS_URL_VARIABLE,
+    STORAGE_CONN_ID,
+    alert_url,
+    configured_reports_url,
+    write_text,
+)
 
 ALERT_CONN_ENV = "SPARKIFY_ALERT_CONN_ID"
-ALERTS_FILE = "alerts.log"
 UNKNOWN = "unknown"
 
 log = logging.getLogger(__name__)
@@ -114,12 +120,20 @@ def _tries(ti: Any) -> str:
     return str(number)
 
 
+def _context(context: Any) -> Mapping[str, Any]:
+    return context if isinstance(context, Mapping) else {}
+
+
+def _task_instance(ctx: Mapping[str, Any]) -> Any:
+    return ctx["ti"] if ctx.get("ti") is not None else ctx["task_instance"]
+
+
 def build_alert(context: Mapping[str, Any] | Any) -> Alert:
     """The alert of a failure context; every field that cannot be read says ``unknown``."""
-    ctx: Mapping[str, Any] = context if isinstance(context, Mapping) else {}
+    ctx = _context(context)
 
     def ti() -> Any:
-        return ctx["ti"] if ctx.get("ti") is not None else ctx["task_instance"]
+        return _task_instance(ctx)
 
     return Alert(
         dag_id=_first_known(lambda: ti().dag_id, lambda: ctx["dag"].dag_id),
@@ -144,13 +158,17 @@ def _redact(text: str) -> str:
         return text
 
 
-def append_alert(alert: Alert, folder: Path | None = None) -> Path:
-    """Append the alert to ``<folder>/alerts.log``; returns the file's path."""
-    path = Path(folder if folder is not None else reports_dir()) / ALERTS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as file:
-        file.write(_redact(alert.text()) + "\n\n")
-    return path
+def try_number(context: Mapping[str, Any] | Any) -> str:
+    """The failed try's number (``unknown`` when the context has none)."""
+    return _get(lambda: _task_instance(_context(context)).try_number)
+
+
+def store_alert(
+    alert: Alert, reports_url: str, try_no: str, conn_id: str | None = STORAGE_CONN_ID
+) -> str:
+    """Write the alert as ``<reports_url>/alerts/<dag>/<run>/<task>.try<N>.txt``; its URL."""
+    url = alert_url(reports_url, alert.dag_id, alert.run_id, alert.task_id, try_no)
+    return write_text(url, _redact(alert.text()) + "\n", conn_id)
 
 
 def post_alert(alert: Alert, conn_id: str, timeout: float = 10.0) -> None:
@@ -177,8 +195,34 @@ def _task_logger(context: Any) -> logging.Logger:
     return logging.getLogger("airflow.task")
 
 
+def _reason(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _store(alert: Alert, context: Any, logger: logging.Logger) -> None:
+    try:
+        reports_url = configured_reports_url()
+    except Exception as exc:
+        reports_url = None
+        with contextlib.suppress(Exception):
+            logger.warning("Could not read the Variable %s: %s", REPORTS_URL_VARIABLE, _reason(exc))
+    if not reports_url:
+        with contextlib.suppress(Exception):
+            logger.info("Variable %s is not set: the alert is not stored", REPORTS_URL_VARIABLE)
+        return
+    try:
+        url = store_alert(alert, reports_url, try_number(context))
+        logger.info("Alert stored at %s", url)
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            logger.warning("Could not store the alert under %s: %s", reports_url, _reason(exc))
+
+
 def alert_on_failure(context: Any, environ: Mapping[str, str] | None = None) -> None:
-    """``on_failure_callback``: log, append to ``alerts.log``, POST to the webhook. Never raises."""
+    """``on_failure_callback``: log, store as an object, POST to the webhook. Never raises.
+
+    ``environ`` (default ``os.environ``) is where ``SPARKIFY_ALERT_CONN_ID`` is read.
+    """
     try:
         environ = os.environ if environ is None else environ
         alert = build_alert(context)
@@ -190,12 +234,7 @@ def alert_on_failure(context: Any, environ: Mapping[str, str] | None = None) -> 
         logger.error("%s", alert.text())
     except Exception:
         log.exception("Could not log the failure alert")
-    try:
-        path = append_alert(alert, reports_dir(environ))
-        logger.info("Alert appended to %s", path)
-    except Exception as exc:
-        with contextlib.suppress(Exception):
-            logger.warning("Could not append the alert to alerts.log: %s", exc)
+    _store(alert, context, logger)
     conn_id = environ.get(ALERT_CONN_ENV)
     if not conn_id:
         return
@@ -216,5 +255,4 @@ def alert_on_failure(context: Any, environ: Mapping[str, str] | None = None) -> 
         logger.info("Alert posted to connection %r", conn_id)
     except Exception as exc:
         with contextlib.suppress(Exception):
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            logger.warning("Could not post the alert to connection %r: %s", conn_id, reason)
+            logger.warning("Could not post the alert to connection %r: %s", conn_id, _reason(exc))

@@ -1,4 +1,6 @@
-"""Unit tests for sparkify.alerts: the failure callback says it clearly, never raises."""
+"""Unit tests for sparkify.alerts: the failure callback says it clearly, stores one object
+per failed try (file:// URLs here; S3 in tests/operators/test_run_report_on_stack.py),
+never raises."""
 
 from __future__ import annotations
 
@@ -7,15 +9,17 @@ import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 
 import pendulum
 import pytest
 from airflow.exceptions import AirflowException
 
-from sparkify.alerts import ALERTS_FILE, alert_on_failure, build_alert, first_line
+from sparkify.alerts import alert_on_failure, build_alert, first_line
 
 RUN_ID = "scheduled__2018-11-02T00:00:00+00:00"
+SAFE_RUN_ID = "scheduled__2018-11-02T00_00_00_00_00"
 LOG_URL = "http://localhost:8080/dags/sparkify_etl/grid?task_id=stage_events"
 LOGGER = "tests.alerts.task"
 
@@ -42,21 +46,38 @@ def context(**overrides) -> dict:
 
 
 @pytest.fixture
-def environ(tmp_path) -> dict[str, str]:
-    return {"SPARKIFY_REPORTS_DIR": str(tmp_path / "reports")}
+def reports(tmp_path, monkeypatch) -> Path:
+    """The Variable sparkify_reports_url aimed at a folder of the test."""
+    folder = tmp_path / "reports"
+    monkeypatch.setenv("AIRFLOW_VAR_SPARKIFY_REPORTS_URL", folder.as_uri())
+    return folder
 
 
-def alerts_text(environ: dict[str, str]) -> str:
-    from pathlib import Path
+@pytest.fixture
+def environ(reports) -> dict[str, str]:
+    """The environment the callback reads SPARKIFY_ALERT_CONN_ID from (none set)."""
+    return {}
 
-    return (Path(environ["SPARKIFY_REPORTS_DIR"]) / ALERTS_FILE).read_text(encoding="utf-8")
+
+def stored_alerts(reports: Path) -> dict[str, str]:
+    """Every stored alert: path under <reports>/alerts -> text."""
+    folder = reports / "alerts"
+    return {
+        path.relative_to(folder).as_posix(): path.read_text(encoding="utf-8")
+        for path in sorted(folder.rglob("*.txt"))
+    }
 
 
-def test_alert_goes_to_the_task_log_and_alerts_log(environ, caplog):
+def alerts_text(reports: Path) -> str:
+    return "".join(stored_alerts(reports).values())
+
+
+def test_alert_goes_to_the_task_log_and_its_own_object(reports, environ, caplog):
     caplog.set_level(logging.INFO, logger=LOGGER)
     alert_on_failure(context(), environ)
 
-    text = alerts_text(environ)
+    [(name, text)] = stored_alerts(reports).items()
+    assert name == f"sparkify_etl/{SAFE_RUN_ID}/stage_events.try4.txt"
     assert text.splitlines()[:5] == [
         "Sparkify task failed: sparkify_etl.stage_events (try 4 of 4)",
         f"  run:           {RUN_ID}",
@@ -64,18 +85,34 @@ def test_alert_goes_to_the_task_log_and_alerts_log(environ, caplog):
         "  error:         AirflowException: data interval 2018-11-02: missing log file(s)",
         f"  log:           {LOG_URL}",
     ]
-    assert "Traceback" not in text and text.endswith("\n\n")
+    assert "Traceback" not in text and text.endswith("\n")
     errors = [r for r in caplog.records if r.name == LOGGER and r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].getMessage() == text.strip()
-    assert any("Alert appended to" in r.getMessage() for r in caplog.records)
+    url = (reports / "alerts" / name).as_uri()
+    assert any(r.getMessage() == f"Alert stored at {url}" for r in caplog.records)
 
 
-def test_alerts_are_appended(environ):
-    alert_on_failure(context(), environ)
+def test_each_failed_try_is_its_own_object(reports, environ):
+    first = context()
+    first["ti"].try_number = 1
+    alert_on_failure(first, environ)
     alert_on_failure(context(exception="Task received SIGTERM signal"), environ)
-    text = alerts_text(environ)
-    assert text.count("Sparkify task failed:") == 2
-    assert "  error:         Task received SIGTERM signal" in text
+    alerts = stored_alerts(reports)
+    assert sorted(alerts) == [
+        f"sparkify_etl/{SAFE_RUN_ID}/stage_events.try1.txt",
+        f"sparkify_etl/{SAFE_RUN_ID}/stage_events.try4.txt",
+    ]
+    assert "  error:         Task received SIGTERM signal" in alerts[sorted(alerts)[1]]
+
+
+def test_without_the_variable_the_alert_is_only_logged(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("AIRFLOW_VAR_SPARKIFY_REPORTS_URL", raising=False)
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    alert_on_failure(context(), {})
+    assert any(r.levelno == logging.ERROR and "Sparkify task failed" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+    assert any("sparkify_reports_url is not set" in r.getMessage() for r in caplog.records)
+    assert list(tmp_path.iterdir()) == []
 
 
 class Exploding:
@@ -100,9 +137,9 @@ class Exploding:
     ],
     ids=["none", "empty", "string", "exploding", "partial", "task_instance_key"],
 )
-def test_a_broken_context_still_gives_an_alert_and_never_raises(environ, broken):
+def test_a_broken_context_still_gives_an_alert_and_never_raises(reports, environ, broken):
     alert_on_failure(broken, environ)
-    text = alerts_text(environ)
+    text = alerts_text(reports)
     assert text.startswith("Sparkify task failed: ")
     assert "unknown" in text
 
@@ -115,12 +152,13 @@ def test_partial_context_keeps_what_it_can():
     assert alert.error == "no exception given (see the log)"
 
 
-def test_an_unwritable_reports_dir_does_not_raise(tmp_path, caplog):
+def test_an_unwritable_store_does_not_raise(tmp_path, monkeypatch, caplog):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
+    monkeypatch.setenv("AIRFLOW_VAR_SPARKIFY_REPORTS_URL", (blocker / "reports").as_uri())
     caplog.set_level(logging.INFO, logger=LOGGER)
-    alert_on_failure(context(), {"SPARKIFY_REPORTS_DIR": str(blocker / "reports")})
-    assert any("Could not append the alert" in r.getMessage() for r in caplog.records)
+    alert_on_failure(context(), {})
+    assert any("Could not store the alert" in r.getMessage() for r in caplog.records)
 
 
 def test_first_line():
@@ -166,7 +204,7 @@ def webhook(monkeypatch) -> Iterator[str]:
     server.server_close()
 
 
-def test_the_alert_is_posted_as_json_to_the_named_connection(environ, webhook):
+def test_the_alert_is_posted_as_json_to_the_named_connection(reports, environ, webhook):
     alert_on_failure(context(), {**environ, "SPARKIFY_ALERT_CONN_ID": webhook})
     [(path, headers, payload)] = Hook.received
     assert path == "/hooks/sparkify"
@@ -176,7 +214,7 @@ def test_the_alert_is_posted_as_json_to_the_named_connection(environ, webhook):
     assert payload["data_interval_start"] == "2018-11-02T00:00:00+00:00"
     assert payload["error"].startswith("AirflowException: data interval 2018-11-02")
     assert payload["text"].startswith("Sparkify task failed: sparkify_etl.stage_events")
-    assert "Sparkify task failed" in alerts_text(environ)  # the file still gets it
+    assert "Sparkify task failed" in alerts_text(reports)  # the store still gets it
 
 
 def test_a_failing_webhook_is_logged_not_raised(environ, webhook, caplog):
@@ -202,17 +240,54 @@ def test_an_unreachable_webhook_is_logged_not_raised(environ, monkeypatch, caplo
     assert any("Could not post the alert" in r.getMessage() for r in caplog.records)
 
 
-def test_a_missing_connection_is_logged_not_raised(environ, caplog):
+def test_a_missing_connection_is_logged_not_raised(reports, environ, caplog):
     caplog.set_level(logging.INFO, logger=LOGGER)
     alert_on_failure(context(), {**environ, "SPARKIFY_ALERT_CONN_ID": "sparkify_no_such_conn_x"})
     assert any("names no Airflow connection" in r.getMessage() for r in caplog.records)
-    assert "Sparkify task failed" in alerts_text(environ)
+    assert "Sparkify task failed" in alerts_text(reports)
 
 
-def test_known_secrets_are_masked_in_the_file(environ):
+def test_known_secrets_are_masked_in_the_stored_alert(reports, environ):
     from airflow.utils.log.secrets_masker import mask_secret
 
     mask_secret("alert-secret-Zq81x")
     alert_on_failure(context(exception=ValueError("login failed for alert-secret-Zq81x")), environ)
-    text = alerts_text(environ)
+    text = alerts_text(reports)
     assert "alert-secret-Zq81x" not in text and "login failed for ***" in text
+
+
+# ----------------------------------------------------------------------------- S3
+
+
+@pytest.mark.stack
+def test_each_failed_try_is_an_object_in_s3(monkeypatch, caplog):
+    """On the local S3 API, through the connection aws-redshift, in a bucket of its own."""
+    from airflow.io import store
+
+    from tests.stack_support import S3_ENDPOINT, fresh_bucket
+
+    bucket = "sparkify-test-alerts"
+    client = fresh_bucket(bucket)
+    connection = {
+        "conn_type": "aws",
+        "login": "local-access-key",
+        "password": "local-secret-key",
+        "extra": {"endpoint_url": S3_ENDPOINT, "region_name": "us-east-1"},
+    }
+    # Airflow looks connection "aws-redshift" up as AIRFLOW_CONN_AWS-REDSHIFT ("-" kept).
+    monkeypatch.setenv("AIRFLOW_CONN_AWS-REDSHIFT", json.dumps(connection))
+    monkeypatch.setattr(store, "_STORE_CACHE", {})  # attach anew: this test's connection
+    monkeypatch.setenv("AIRFLOW_VAR_SPARKIFY_REPORTS_URL", f"s3://{bucket}/reports")
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    for number in (1, 2):
+        failure = context(exception=ValueError(f"try {number} failed"))
+        failure["ti"].try_number = number
+        alert_on_failure(failure, {})
+
+    prefix = f"reports/alerts/sparkify_etl/{SAFE_RUN_ID}/"
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == [f"{prefix}stage_events.try1.txt", f"{prefix}stage_events.try2.txt"]
+    body = client.get_object(Bucket=bucket, Key=keys[1])["Body"].read().decode("utf-8")
+    assert body.startswith("Sparkify task failed: sparkify_etl.stage_events (try 2 of 4)\n")
+    assert "  error:         ValueError: try 2 failed" in body
+    assert f"Alert stored at s3://{bucket}/{keys[1]}" in [r.getMessage() for r in caplog.records]

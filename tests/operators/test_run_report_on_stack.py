@@ -1,20 +1,26 @@
-"""RowCountSnapshotOperator and RunReportOperator on real PostgreSQL: counts before and
-after, this run's rejects and checks (latest attempt) only, task times; files on disk."""
+"""RowCountSnapshotOperator and RunReportOperator on real PostgreSQL and the local S3 API:
+counts before and after, this run's rejects and checks (latest attempt) only, task times;
+the report as files (file:// URLs) and as objects in a bucket of the tests' own."""
 
 from __future__ import annotations
 
 import json
 import socket
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from airflow.utils.state import TaskInstanceState
 
 from operators.run_report import RowCountSnapshotOperator, RunReportOperator
-from sparkify.run_report import REPORT_TABLES
-from tests.stack_support import connect, connection_environment, fresh_database
+from sparkify.run_report import REPORT_TABLES, latest_report, read_text
+from tests.stack_support import (
+    S3_ENDPOINT,
+    connect,
+    connection_environment,
+    fresh_bucket,
+    fresh_database,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -25,11 +31,32 @@ OTHER_RUN = "scheduled__2018-10-31T00:00:00+00:00"
 DAY = datetime(2018, 11, 1, tzinfo=UTC)
 STARTED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 T1, T2 = datetime(2018, 11, 1, 10, 0, 0), datetime(2018, 11, 1, 11, 30, 0)
+BUCKET = "sparkify-test-run-report"
+NAME = "scheduled__2018-11-01T00_00_00_00_00"  # RUN_ID as a file name
+SCRIPT = "<script>alert('x')</script>"
+# The local S3 API as the connection aws-redshift. Airflow looks a connection id up in the
+# environment as AIRFLOW_CONN_<id upper-cased>, the "-" kept: AIRFLOW_CONN_AWS-REDSHIFT.
+LOCAL_S3 = {
+    "conn_type": "aws",
+    "login": "local-access-key",
+    "password": "local-secret-key",
+    "extra": {"endpoint_url": S3_ENDPOINT, "region_name": "us-east-1"},
+}
 
 
 def use_database(monkeypatch, database: str) -> None:
     for name, value in connection_environment(database).items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def bucket(monkeypatch):
+    """An empty bucket of these tests, reached through the connection aws-redshift."""
+    from airflow.io import store
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS-REDSHIFT", json.dumps(LOCAL_S3))
+    monkeypatch.setattr(store, "_STORE_CACHE", {})  # attach anew: this test's connection
+    return fresh_bucket(BUCKET)
 
 
 @pytest.fixture
@@ -112,15 +139,15 @@ def context() -> dict:
 
 
 def snapshot() -> RowCountSnapshotOperator:
-    return RowCountSnapshotOperator(task_id="snapshot_row_counts", conn_id="sparkify_postgres")
+    return RowCountSnapshotOperator(task_id="snapshot_row_counts", conn_id="redshift")
 
 
-def report(tmp_path, before) -> RunReportOperator:
+def report(tmp_path, before, reports_url: str | None = None) -> RunReportOperator:
     return RunReportOperator(
         task_id="write_run_report",
-        conn_id="sparkify_postgres",
+        conn_id="redshift",
         before=before,
-        reports_dir=str(tmp_path / "reports"),
+        reports_url=reports_url or (tmp_path / "reports").as_uri(),
     )
 
 
@@ -142,11 +169,14 @@ def test_snapshot_counts_every_table(warehouse):
 def test_report_files_show_counts_rejects_checks_and_tasks(warehouse, tmp_path, caplog):
     before = {**dict.fromkeys(REPORT_TABLES, 0), "songplays": 1, "time": None}
     caplog.set_level("INFO")
-    paths = report(tmp_path, before).execute(context())
+    urls = report(tmp_path, before).execute(context())
 
     folder = tmp_path / "reports" / "sparkify_etl"
-    name = "scheduled__2018-11-01T00_00_00_00_00"
-    assert paths == {"markdown": str(folder / f"{name}.md"), "html": str(folder / f"{name}.html")}
+    name = NAME
+    assert urls == {
+        "markdown": (folder / f"{name}.md").as_uri(),
+        "html": (folder / f"{name}.html").as_uri(),
+    }
     assert sorted(p.name for p in folder.iterdir()) == [f"{name}.html", f"{name}.md"]
     logged = [r.getMessage() for r in caplog.records]
     assert f"Run report: file://{folder}/{name}.md" in logged
@@ -208,8 +238,8 @@ def test_a_run_without_snapshot_or_checks_still_gets_its_report(warehouse, tmp_p
         task_instance("run_data_quality_checks", TaskInstanceState.UPSTREAM_FAILED, 9),
     ]
     ctx["dag_run"].get_task_instances = lambda: failed
-    paths = report(tmp_path, None).execute(ctx)
-    markdown = Path(paths["markdown"]).read_text()
+    urls = report(tmp_path, None).execute(ctx)
+    markdown = read_text(urls["markdown"])
     assert (
         "- **Outcome:** FAILED - failed task(s): stage_events; 1 task(s) not run (upstream failed)"
         in (markdown)
@@ -223,14 +253,94 @@ def test_an_unreachable_warehouse_is_noted_in_the_report(warehouse, tmp_path, mo
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv(
-        "AIRFLOW_CONN_SPARKIFY_POSTGRES",
+        "AIRFLOW_CONN_REDSHIFT",
         json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": port,
                     "login": "sparkify", "password": "sparkify", "schema": DB}),
     )  # fmt: skip
-    paths = report(tmp_path, {"songplays": 1}).execute(context())
-    markdown = Path(paths["markdown"]).read_text()
+    urls = report(tmp_path, {"songplays": 1}).execute(context())
+    markdown = read_text(urls["markdown"])
     assert "- **Warehouse:** not readable at report time: cannot connect to the warehouse" in (
         markdown
     )
     assert "| `songplays` | 1 | unknown |  |" in markdown
     assert "| `stage_events` | success |" in markdown  # the tasks are still there
+
+
+# ----------------------------------------------------------------------------- S3
+
+
+def add_reject(reason: str) -> None:
+    with connect(DB) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO staging_rejects (run_id, table_name, source_key, line_number, reason, "
+            "raw_line, rejected_at) VALUES (%s, 'staging_events', 'log_data/x.json', 99, %s, "
+            "'raw', now())",
+            (RUN_ID, reason),
+        )
+        conn.commit()
+
+
+def test_the_report_is_an_object_in_s3_with_the_reports_text(warehouse, bucket, tmp_path):
+    add_reject(f"value {SCRIPT} too long")
+    reports_url = f"s3://{BUCKET}/reports"
+    urls = report(tmp_path, {"songplays": 1}, reports_url).execute(context())
+
+    assert urls == {
+        "markdown": f"{reports_url}/sparkify_etl/{NAME}.md",
+        "html": f"{reports_url}/sparkify_etl/{NAME}.html",
+    }
+    keys = sorted(o["Key"] for o in bucket.list_objects_v2(Bucket=BUCKET)["Contents"])
+    assert keys == [f"reports/sparkify_etl/{NAME}.html", f"reports/sparkify_etl/{NAME}.md"]
+    markdown = bucket.get_object(Bucket=BUCKET, Key=f"reports/sparkify_etl/{NAME}.md")
+    text = markdown["Body"].read().decode("utf-8")
+    assert text.startswith(f"# Run report: sparkify_etl / {RUN_ID}\n")
+    assert "| `songplays` | 1 | 2 | +1 |" in text
+    assert "## Rejected records: 3 (staging_events 2, staging_songs 1)" in text
+    assert markdown["ContentType"].startswith("text/markdown")
+    # Read back as `make run` does: the newest report of the DAG, through the connection.
+    assert latest_report(reports_url, "sparkify_etl") == urls["markdown"]
+    assert read_text(urls["markdown"]) == text
+
+    page = bucket.get_object(Bucket=BUCKET, Key=f"reports/sparkify_etl/{NAME}.html")
+    assert page["ContentType"].startswith("text/html")
+    html = page["Body"].read().decode("utf-8")
+    assert "<script>" not in html
+    assert "<code>value &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; too long</code>" in html
+
+
+def test_a_failed_run_gets_its_report_in_s3_even_without_the_warehouse(
+    warehouse, bucket, tmp_path, monkeypatch
+):
+    """What a teardown sees after a bad run: a failed task, others not run or not started,
+    no snapshot, and a warehouse that does not answer."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REDSHIFT",
+        json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": port,
+                    "login": "sparkify", "password": "sparkify", "schema": DB}),
+    )  # fmt: skip
+    ctx = context()
+    ctx["dag_run"].get_task_instances = lambda: [
+        task_instance("stage_events", TaskInstanceState.FAILED, 2, 3.0, try_number=4),
+        task_instance("load_songplays_fact_table", TaskInstanceState.UPSTREAM_FAILED, 9),
+        SimpleNamespace(task_id="stop_execution", state=None, start_date=None, end_date=None,
+                        duration=None, try_number=0, map_index=-1),
+        task_instance("write_run_report", TaskInstanceState.RUNNING, 10),
+    ]  # fmt: skip
+    urls = report(tmp_path, None, f"s3://{BUCKET}/reports").execute(ctx)
+    markdown = read_text(urls["markdown"])
+    assert "- **Outcome:** FAILED - failed task(s): stage_events; 1 task(s) not run" in markdown
+    assert "- **Warehouse:** not readable at report time: cannot connect" in markdown
+    assert "| `songplays` | unknown | unknown |  |" in markdown
+    assert "| `stop_execution` | no status | - | - | - | 0 |" in markdown
+    assert "<h1>Run report: sparkify_etl / " in read_text(urls["html"])
+
+
+def test_the_reports_url_defaults_to_the_variable(warehouse, bucket, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_SPARKIFY_REPORTS_URL", f"s3://{BUCKET}/from-variable")
+    operator = RunReportOperator(task_id="write_run_report", conn_id="redshift")
+    urls = operator.execute(context())
+    assert urls["markdown"] == f"s3://{BUCKET}/from-variable/sparkify_etl/{NAME}.md"
+    assert read_text(urls["markdown"]).startswith("# Run report: ")

@@ -1,6 +1,7 @@
 """sparkify_daily_report's tasks on real PostgreSQL: the DAG's own astro-sdk operators
 (transform, then dataframe) run against a test database; tables land in schema public
-under their explicit names, and the Markdown file says what the tables hold."""
+under their explicit names, and the Markdown written at the reports URL says what the
+tables hold. The queries are include/sql/report_*.sql."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from types import SimpleNamespace
 import pytest
 from airflow.models import DagBag
 
+from sparkify.report_store import read_text
+from sparkify.sql import read_sql
 from sparkify.tables import warehouse_table
 from tests.stack_support import connect, connection_environment, fresh_database, table_rows
 
@@ -32,7 +35,8 @@ def warehouse(monkeypatch, tmp_path) -> str:
     fresh_database(DB)
     for name, value in connection_environment(DB).items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("SPARKIFY_REPORTS_DIR", str(tmp_path / "reports"))
+    # Never the sparkify-local bucket of `make run`: a folder of the test.
+    monkeypatch.setenv("AIRFLOW_VAR_SPARKIFY_REPORTS_URL", (tmp_path / "reports").as_uri())
     return DB
 
 
@@ -126,10 +130,10 @@ def test_write_daily_report_writes_the_markdown(dag, warehouse, tmp_path):
     task = copy.deepcopy(dag.get_task("write_daily_report"))
     # What the upstream XComs hold at run time: the transforms' output tables.
     task.op_args = (warehouse_table("report_top_songs"), warehouse_table("report_users_by_level"))
-    path = Path(task.execute({"ti": SimpleNamespace()}))
+    url = task.execute({"ti": SimpleNamespace()})
 
-    assert path == tmp_path / "reports" / "sparkify_daily_report" / "2018-11-02.md"
-    assert path.read_text() == (
+    assert url == (tmp_path / "reports" / "sparkify_daily_report" / "2018-11-02.md").as_uri()
+    assert read_text(url) == (
         "# Sparkify daily report: 2018-11-02\n"
         "\n"
         "## Top songs\n"
@@ -156,6 +160,23 @@ def test_an_empty_warehouse_gives_a_report_saying_so(dag, warehouse, tmp_path):
     run_task(dag, "users_by_level")
     task = copy.deepcopy(dag.get_task("write_daily_report"))
     task.op_args = (warehouse_table("report_top_songs"), warehouse_table("report_users_by_level"))
-    path = Path(task.execute({"ti": SimpleNamespace()}))
-    assert path.name == "no-plays.md"
-    assert path.read_text() == "# Sparkify daily report\n\nNo plays in `songplays` yet.\n"
+    url = task.execute({"ti": SimpleNamespace()})
+    assert url.endswith("/sparkify_daily_report/no-plays.md")
+    assert read_text(url) == "# Sparkify daily report\n\nNo plays in `songplays` yet.\n"
+
+
+def test_without_the_reports_variable_the_write_fails_naming_it(dag, warehouse, monkeypatch):
+    import pandas as pd
+
+    from dags.sparkify_daily_report import write_daily_markdown
+
+    monkeypatch.delenv("AIRFLOW_VAR_SPARKIFY_REPORTS_URL")
+    empty = pd.DataFrame({"day": []})
+    with pytest.raises(ValueError, match="sparkify_reports_url"):
+        write_daily_markdown(empty, empty)
+
+
+def test_the_queries_live_in_include_sql():
+    assert read_sql("report_top_songs").rstrip().endswith("LIMIT 10")  # TOP_SONGS
+    for name in ("report_top_songs", "report_users_by_level"):
+        assert "{{ songplays }}" in read_sql(name)
