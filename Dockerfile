@@ -5,7 +5,8 @@
 FROM quay.io/astronomer/astro-runtime:13.0.0
 
 # astro-sdk passes Table objects through XCom: Airflow must be allowed to deserialize them.
+# The DAGs import the runtime package `sparkify` from include/ (as in standalone mode).
+# Nothing here is local-only: connections and variables come from the deployment.
 ENV AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES="airflow.* astro.*" \
     AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY=True \
-    SPARKIFY_TARGET=local \
     PYTHONPATH="/usr/local/airflow/include${PYTHONPATH:+:$PYTHONPATH}"

@@ -1,42 +1,63 @@
-"""Sparkify's warehouse ETL: S3 JSON -> staging -> star schema -> quality checks."""
+"""Sparkify's warehouse ETL: S3 JSON -> staging -> star schema -> quality checks.
+
+Astro SDK shape: ``load_file`` tasks (``StageToRedshiftOperator``) turn the S3 ``File``s
+into staging ``Table``s; ``run_raw_sql`` tasks (``LoadFactOperator``,
+``LoadDimensionOperator``) take those Tables as arguments and return the tables they
+load; the quality checks take the star schema's Tables. Dependencies come from the
+Tables passed, apart from the setup at the start: count rows, create tables, wait for
+the day's log file.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pendulum
 from airflow.decorators import dag
 from airflow.models.param import Param
-from airflow.operators.empty import EmptyOperator
 from astro import sql as aql
 from astro.files import File
 
 from operators.data_quality import DataQualityOperator
 from operators.load_dimension import LoadDimensionOperator
 from operators.load_fact import LoadFactOperator
+from operators.log_files_sensor import LogFilesSensor
 from operators.run_report import RowCountSnapshotOperator, RunReportOperator
 from operators.stage_redshift import StageToRedshiftOperator
 from sparkify.alerts import alert_on_failure
-from sparkify.checks import default_checks
-from sparkify.config import LOG_KEY_TEMPLATE, LOG_PREFIX, SONG_PREFIX, current_target
+from sparkify.checks import STAR_TABLES, default_checks
+from sparkify.config import (
+    AWS_CONN_ID,
+    BUCKET_VARIABLE,
+    IAM_ROLE_VARIABLE,
+    LOG_KEY_TEMPLATE,
+    LOG_PREFIX,
+    REPORTS_URL_VARIABLE,
+    SONG_PREFIX,
+    WAREHOUSE_CONN_ID,
+    variable_template,
+)
 from sparkify.sql import read_sql
 from sparkify.tables import warehouse_table
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "include" / "sql"
-TARGET = current_target()
+BUCKET = variable_template(BUCKET_VARIABLE)
+IAM_ROLE = variable_template(IAM_ROLE_VARIABLE, default="")
+# How long a run waits for its day's log file before failing with the file's URL.
+LOG_WAIT_TIMEOUT = timedelta(hours=6)
 
-DOC_MD = f"""
-### Sparkify ETL (target: `{TARGET.name}`)
+DOC_MD = """
+### Sparkify ETL
 
-Stages the day's event logs and the song metadata from `s3://{TARGET.s3_bucket}` into
-`staging_events` / `staging_songs`, loads the fact table `songplays` for the run's data
-interval (a re-run replaces the interval), then the dimensions `users`, `songs`,
-`artists` and `time`, and runs the data quality suite (results in
-`data_quality_results`). One run at a time (`max_active_runs=1`): the staging tables are
-shared by runs. Every run, failed or not, ends with a report (rows before and after,
-rejects, checks, time per task) in `reports/sparkify_etl/<run_id>.md` and `.html` under
-`SPARKIFY_REPORTS_DIR` or `AIRFLOW_HOME`.
+Waits for the run's daily log file in `s3://<sparkify_s3_bucket>/log_data/`, stages it and
+the song metadata into `staging_events` / `staging_songs` (astro `load_file`), loads the
+fact table `songplays` for the run's data interval (a re-run replaces the interval) and
+the dimensions `users`, `songs`, `artists` and `time` (astro `run_raw_sql`), then runs
+the data quality suite (results in `data_quality_results`); only a run whose checks all
+pass publishes the star schema's Datasets. Every run, failed or not, ends with a report
+(rows before and after, rejects, checks, time per task) written under the Variable
+`sparkify_reports_url`. Connections: `redshift` (the warehouse; its conn type picks the
+dialect) and `aws-redshift` (S3). One run at a time (`max_active_runs=1`): the staging
+tables are shared by runs.
 """
 
 default_args = {
@@ -46,7 +67,7 @@ default_args = {
     "retry_delay": timedelta(minutes=5),
     "email_on_retry": False,
     "email_on_failure": False,
-    # Once the retries are spent: an alert in the task log, reports/alerts.log, a webhook.
+    # Once the retries are spent: an alert in the task log, next to the reports, a webhook.
     "on_failure_callback": alert_on_failure,
 }
 
@@ -58,112 +79,109 @@ default_args = {
     catchup=False,
     max_active_runs=1,
     default_args=default_args,
-    template_searchpath=[str(SQL_DIR)],
-    tags=["sparkify", "etl", TARGET.name],
+    tags=["sparkify", "etl"],
     doc_md=DOC_MD,
     params={"full_reload": Param(False, type="boolean", description="re-read every song file")},
 )
 def sparkify_etl() -> None:
-    begin = EmptyOperator(task_id="begin_execution")
-    # Rows per table before anything runs (a table absent on the first run counts None).
-    snapshot = RowCountSnapshotOperator(
-        task_id="snapshot_row_counts", conn_id=TARGET.warehouse_conn_id, schema=TARGET.schema
-    )
+    # Rows per table before anything runs (a table absent on the first run counts None):
+    # the setup of the run report, which tears the run down whatever its outcome.
+    snapshot = RowCountSnapshotOperator(task_id="snapshot_row_counts", conn_id=WAREHOUSE_CONN_ID)
 
-    @aql.run_raw_sql(conn_id=TARGET.warehouse_conn_id, task_id="create_tables")
+    @aql.run_raw_sql(conn_id=WAREHOUSE_CONN_ID, task_id="create_tables")
     def create_tables():
         return read_sql("create_tables")
 
+    wait_for_logs = LogFilesSensor(
+        task_id="wait_for_log_file",
+        bucket_name=BUCKET,
+        key_template=LOG_KEY_TEMPLATE,
+        aws_conn_id=AWS_CONN_ID,
+        timeout=LOG_WAIT_TIMEOUT,
+    )
     stage_events = StageToRedshiftOperator(
         task_id="stage_events",
-        input_file=File(f"s3://{TARGET.s3_bucket}/{LOG_PREFIX}", conn_id=TARGET.aws_conn_id),
+        input_file=File(f"s3://{BUCKET}/{LOG_PREFIX}", conn_id=AWS_CONN_ID),
         output_table=warehouse_table("staging_events"),
-        dialect=TARGET.dialect,
         key_template=LOG_KEY_TEMPLATE,
         # A few broken lines go to staging_rejects; more than this fails the run.
         max_rejects=100,
+        iam_role=IAM_ROLE,
     )
     stage_songs = StageToRedshiftOperator(
         task_id="stage_songs",
-        input_file=File(f"s3://{TARGET.s3_bucket}/{SONG_PREFIX}", conn_id=TARGET.aws_conn_id),
+        input_file=File(f"s3://{BUCKET}/{SONG_PREFIX}", conn_id=AWS_CONN_ID),
         output_table=warehouse_table("staging_songs"),
-        dialect=TARGET.dialect,
         max_rejects=10,
         # Only new or changed song files are read (by ETag); trigger with
         # {"full_reload": true} to read them all again.
-        incremental=TARGET.dialect == "postgres",
+        incremental=True,
         full_reload="{{ params.full_reload }}",
+        iam_role=IAM_ROLE,
     )
-    load_songplays = LoadFactOperator(
+    staging_events, staging_songs = stage_events.output, stage_songs.output
+
+    songplays = LoadFactOperator(
         task_id="load_songplays_fact_table",
-        conn_id=TARGET.warehouse_conn_id,
+        conn_id=WAREHOUSE_CONN_ID,
         table="songplays",
         sql="songplays.sql",
-        schema=TARGET.schema,
-        outlets=[warehouse_table("songplays")],
-    )
-    dimensions = [
-        LoadDimensionOperator(
-            task_id="load_user_dim_table",
-            conn_id=TARGET.warehouse_conn_id,
-            table="users",
-            sql="users.sql",
-            mode="upsert",
-            key_columns=["user_id"],
-            version_column="last_play_at",
-            schema=TARGET.schema,
-            outlets=[warehouse_table("users")],
-        ),
-        LoadDimensionOperator(
-            task_id="load_song_dim_table",
-            conn_id=TARGET.warehouse_conn_id,
-            table="songs",
-            sql="songs.sql",
-            mode="truncate-insert",
-            schema=TARGET.schema,
-            outlets=[warehouse_table("songs")],
-        ),
-        LoadDimensionOperator(
-            task_id="load_artist_dim_table",
-            conn_id=TARGET.warehouse_conn_id,
-            table="artists",
-            sql="artists.sql",
-            mode="truncate-insert",
-            schema=TARGET.schema,
-            outlets=[warehouse_table("artists")],
-        ),
-        LoadDimensionOperator(
-            task_id="load_time_dim_table",
-            conn_id=TARGET.warehouse_conn_id,
-            table="time",
-            sql="time.sql",
-            mode="upsert",
-            key_columns=["start_time"],
-            schema=TARGET.schema,
-            outlets=[warehouse_table("time")],
-        ),
-    ]
+        tables={"staging_events": staging_events, "staging_songs": staging_songs},
+    ).output
+    users = LoadDimensionOperator(
+        task_id="load_user_dim_table",
+        conn_id=WAREHOUSE_CONN_ID,
+        table="users",
+        sql="users.sql",
+        tables={"staging_events": staging_events},
+        mode="upsert",
+        key_columns=["user_id"],
+        version_column="last_play_at",
+    ).output
+    songs = LoadDimensionOperator(
+        task_id="load_song_dim_table",
+        conn_id=WAREHOUSE_CONN_ID,
+        table="songs",
+        sql="songs.sql",
+        tables={"staging_songs": staging_songs},
+        mode="truncate-insert",
+    ).output
+    artists = LoadDimensionOperator(
+        task_id="load_artist_dim_table",
+        conn_id=WAREHOUSE_CONN_ID,
+        table="artists",
+        sql="artists.sql",
+        tables={"staging_songs": staging_songs},
+        mode="truncate-insert",
+    ).output
+    time = LoadDimensionOperator(
+        task_id="load_time_dim_table",
+        conn_id=WAREHOUSE_CONN_ID,
+        table="time",
+        sql="time.sql",
+        tables={"songplays": songplays},
+        mode="upsert",
+        key_columns=["start_time"],
+    ).output
     quality = DataQualityOperator(
         task_id="run_data_quality_checks",
-        conn_id=TARGET.warehouse_conn_id,
-        checks=default_checks(TARGET.schema),
-        schema=TARGET.schema,
+        conn_id=WAREHOUSE_CONN_ID,
+        checks=default_checks(),
+        tables=[songplays, users, songs, artists, time],
+        # The Datasets other DAGs schedule on: emitted only when every check passed.
+        outlets=[warehouse_table(name) for name in STAR_TABLES],
     )
-    end = EmptyOperator(task_id="stop_execution")
-    # A leaf beside stop_execution: it runs once every task is done, whatever their state
-    # (a failed run gets its report too), while stop_execution still needs the checks.
     report = RunReportOperator(
         task_id="write_run_report",
-        conn_id=TARGET.warehouse_conn_id,
-        schema=TARGET.schema,
+        conn_id=WAREHOUSE_CONN_ID,
+        reports_url=variable_template(REPORTS_URL_VARIABLE),
+        storage_conn_id=AWS_CONN_ID,
         before=snapshot.output,
-        trigger_rule="all_done",
     )
 
-    tables = create_tables()
-    begin >> snapshot >> tables >> [stage_events, stage_songs] >> load_songplays
-    load_songplays >> dimensions >> quality >> [end, report]
-    [tables, stage_events, stage_songs, load_songplays, *dimensions] >> report
+    snapshot >> create_tables() >> [wait_for_logs, stage_songs]
+    wait_for_logs >> stage_events
+    quality >> report.as_teardown(setups=snapshot)
 
 
 sparkify_etl()

@@ -8,7 +8,6 @@ airflow_settings.yaml (environment connections take precedence over the metadata
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import psycopg2
 
-from dev.local_stack.airflow_settings import connection_kwargs, read_settings
+from dev.local_stack.airflow_settings import environment
 from dev.local_stack.seed_s3 import s3_client
 from dev.local_stack.stack import HOST, PG_PASSWORD, PG_PORT, PG_USER, S3_PORT
 from sparkify.sql import identifier, read_sql
@@ -79,30 +78,8 @@ def connection_environment(
     s3_endpoint: str | None = None,
     s3_secret: str | None = None,
 ) -> dict[str, str]:
-    """``AIRFLOW_CONN_*`` variables for the local connections, aimed at ``database``.
-
-    ``s3_endpoint`` and ``s3_secret`` replace the S3 connection's endpoint and secret key
-    (moto accepts any key), for fault and secret-masking tests.
-    """
-    env = {}
-    for entry in read_settings()["connections"]:
-        if entry["conn_id"] not in ("sparkify_postgres", "sparkify_s3_local"):
-            continue
-        kwargs = connection_kwargs(entry)
-        if entry["conn_id"] == "sparkify_postgres":
-            kwargs["schema"] = database
-        document = {k: v for k, v in kwargs.items() if k != "conn_id" and v is not None}
-        if document.get("extra"):
-            document["extra"] = json.loads(document["extra"])
-        if entry["conn_id"] == "sparkify_s3_local":
-            if s3_endpoint:
-                document["extra"]["endpoint_url"] = s3_endpoint
-            if s3_secret:
-                document["password"] = s3_secret
-        env[f"AIRFLOW_CONN_{entry['conn_id'].upper()}"] = json.dumps(document)
-    if bucket:
-        env["SPARKIFY_S3_BUCKET"] = bucket
-    return env
+    """The DAGs' connections and variables aimed at ``database`` and ``bucket``."""
+    return environment(database, bucket, s3_endpoint=s3_endpoint, s3_secret=s3_secret)
 
 
 def table_rows(database: str, table: str, order_by: Sequence[str]) -> list[tuple]:

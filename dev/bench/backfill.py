@@ -3,7 +3,7 @@
 Runs what ``make run`` runs (``airflow dags backfill`` with the DebugExecutor, from
 ``dev.local_stack.run_pipeline``), in a private ``AIRFLOW_HOME`` under
 ``.local/bench/airflow`` with the warehouse connection aimed at a ``bench_*`` database
-and ``SPARKIFY_S3_BUCKET`` at a ``bench-*`` bucket. The wall time is split into work
+and the bucket Variable at a ``bench-*`` bucket. The wall time is split into work
 (the sum of the task instances' ``end_date - start_date`` from the metadata DB) and
 Airflow's overhead (wall - work: process start-up, DAG parsing, scheduling loop).
 """
@@ -110,9 +110,7 @@ def run_backfill_benchmark(
 
     fresh_database(database, with_tables=False)  # create_tables is the DAG's first task
     run_env = backfill_environment({**env, **connection_environment(database, prepared.bucket)})
-    # The local target whatever the caller's shell says; run reports stay in the private
-    # home; no failure alerts go anywhere.
-    run_env["SPARKIFY_TARGET"] = "local"
+    # Run reports stay in the private home; no failure alerts go anywhere.
     run_env["SPARKIFY_REPORTS_DIR"] = str(airflow_home / "reports")
     run_env.pop("SPARKIFY_ALERT_CONN_ID", None)
     logs = BENCH_DIR / "logs"

@@ -22,15 +22,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from dev.local_stack.airflow_settings import environment
 from dev.local_stack.stack import HOST, PG_PASSWORD, PG_PORT, PG_USER, S3_PORT, STATE_DIR
+from sparkify.config import WAREHOUSE_CONN_ID
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = STATE_DIR / "bench"
 S3_ENDPOINT = f"http://{HOST}:{S3_PORT}"
 # The connection ids the DAG and the operators use; the benchmark overrides them through
 # AIRFLOW_CONN_* variables pointing at its own database (see connection_environment).
-PG_CONN_ID = "sparkify_postgres"
-AWS_CONN_ID = "sparkify_s3_local"
+PG_CONN_ID = WAREHOUSE_CONN_ID
 
 # What each kind of dataset stages: prefix in the bucket, staging table.
 KINDS = {
@@ -315,27 +316,8 @@ def count_rows(database: str, table: str) -> int:
 
 
 def connection_environment(database: str, bucket: str | None = None) -> dict[str, str]:
-    """``AIRFLOW_CONN_*`` variables (JSON form) for the local connections, aimed at ``database``.
-
-    Built from airflow_settings.yaml like the tests' (tests/stack_support.py): the
-    environment's connections take precedence over the metadata DB's.
-    """
-    from dev.local_stack.airflow_settings import connection_kwargs, read_settings
-
-    env = {}
-    for entry in read_settings()["connections"]:
-        if entry["conn_id"] not in (PG_CONN_ID, AWS_CONN_ID):
-            continue
-        kwargs = connection_kwargs(entry)
-        if entry["conn_id"] == PG_CONN_ID:
-            kwargs["schema"] = database
-        document = {k: v for k, v in kwargs.items() if k != "conn_id" and v is not None}
-        if document.get("extra"):
-            document["extra"] = json.loads(document["extra"])
-        env[f"AIRFLOW_CONN_{entry['conn_id'].upper()}"] = json.dumps(document)
-    if bucket:
-        env["SPARKIFY_S3_BUCKET"] = bucket
-    return env
+    """The DAGs' connections and variables (airflow_settings.yaml) aimed at a bench database."""
+    return environment(database, bucket)
 
 
 def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:

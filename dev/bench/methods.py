@@ -35,7 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dev.bench.common import AWS_CONN_ID, PG_CONN_ID, count_rows
+from dev.bench.common import PG_CONN_ID, count_rows
+from sparkify.config import AWS_CONN_ID
 
 METHOD_LABELS = {
     "a": "project loader (StageToRedshiftOperator, PostgreSQL path)",
@@ -67,7 +68,6 @@ def project_loader(job: dict[str, Any]) -> Load:
         task_id="bench_stage",
         input_file=File(f"s3://{bucket}/{prefix}", conn_id=AWS_CONN_ID),
         output_table=Table(name=table, conn_id=PG_CONN_ID, metadata=Metadata(schema="public")),
-        dialect="postgres",
         key_template=None,  # every .json object under the prefix, from list_keys
         max_workers=32,
         max_rejects=0,

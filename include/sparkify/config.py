@@ -1,71 +1,58 @@
-"""Which warehouse and which S3 a run uses: configuration, read from the environment.
+"""Where the pipeline reads and writes: connection ids, variables, S3 layout, the dialect.
 
-``SPARKIFY_TARGET`` picks the target (default ``local``): the embedded PostgreSQL and the
-local S3 API, or ``redshift`` with real S3. Connection ids are the ones declared in
-``airflow_settings.yaml``.
+The DAGs use the seed's two connections, ``redshift`` (the warehouse) and
+``aws-redshift`` (S3), and Airflow Variables for the rest; all of them are declared for
+local development in ``airflow_settings.yaml``. Which SQL dialect and staging path a run
+uses follows the warehouse connection's type, read when the task runs: ``postgres``
+locally (PostgreSQL standing in for Redshift), ``redshift`` in production.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import Literal
 
 Dialect = Literal["postgres", "redshift"]
 
+WAREHOUSE_CONN_ID = "redshift"
+AWS_CONN_ID = "aws-redshift"
+SCHEMA = "public"
 
-@dataclass(frozen=True)
-class Target:
-    """Everything a DAG needs to know about where it reads from and writes to.
-
-    :param name: the target's name (``SPARKIFY_TARGET``).
-    :param dialect: the warehouse's SQL dialect, which also picks the staging path.
-    :param warehouse_conn_id: Airflow connection of the warehouse.
-    :param aws_conn_id: Airflow connection with the S3 credentials (and endpoint, locally).
-    :param s3_bucket: bucket holding ``song_data/`` and ``log_data/``.
-    :param schema: warehouse schema of every table.
-    """
-
-    name: str
-    dialect: Dialect
-    warehouse_conn_id: str
-    aws_conn_id: str
-    s3_bucket: str
-    schema: str = "public"
-
-
-LOCAL = Target(
-    name="local",
-    dialect="postgres",
-    warehouse_conn_id="sparkify_postgres",
-    aws_conn_id="sparkify_s3_local",
-    s3_bucket="sparkify-local",
-)
-REDSHIFT = Target(
-    name="redshift",
-    dialect="redshift",
-    warehouse_conn_id="redshift",
-    aws_conn_id="aws-redshift",
-    s3_bucket="udacity-dend",
-)
-TARGETS = {t.name: t for t in (LOCAL, REDSHIFT)}
+# Airflow Variables (airflow_settings.yaml locally, AIRFLOW_VAR_* on a deployment).
+BUCKET_VARIABLE = "sparkify_s3_bucket"
+REPORTS_URL_VARIABLE = "sparkify_reports_url"
+# Redshift only: the IAM role COPY assumes to read the bucket (unset: the S3 keys).
+IAM_ROLE_VARIABLE = "sparkify_redshift_iam_role"
 
 SONG_PREFIX = "song_data/"
 LOG_PREFIX = "log_data/"
 # One file per UTC day; strftime fields of the day.
 LOG_KEY_TEMPLATE = "log_data/%Y/%m/%Y-%m-%d-events.json"
 
+# Connection types of the warehouse, and the dialect each one speaks.
+DIALECTS: dict[str, Dialect] = {"postgres": "postgres", "redshift": "redshift"}
 
-def current_target(environ: os._Environ | dict[str, str] = os.environ) -> Target:
-    """The target named by ``SPARKIFY_TARGET`` (bucket overridable by ``SPARKIFY_S3_BUCKET``)."""
-    name = environ.get("SPARKIFY_TARGET", "local")
+
+def variable_template(name: str, default: str | None = None) -> str:
+    """A Jinja expression reading Variable ``name`` when a task runs (not at parse time);
+    without ``default`` a missing Variable fails the task, naming it."""
+    if default is None:
+        return "{{ var.value." + name + " }}"
+    return "{{ var.value.get(" + repr(name) + ", " + repr(default) + ") }}"
+
+
+def dialect_of(conn_type: str | None, conn_id: str = WAREHOUSE_CONN_ID) -> Dialect:
+    """The SQL dialect of a warehouse connection of type ``conn_type``."""
     try:
-        target = TARGETS[name]
+        return DIALECTS[conn_type or ""]
     except KeyError:
         raise ValueError(
-            f"SPARKIFY_TARGET={name!r} is not a known target; use one of {sorted(TARGETS)}"
+            f"connection {conn_id!r} has conn_type {conn_type!r}: the warehouse must be "
+            f"one of {sorted(DIALECTS)} (PostgreSQL locally, Redshift in production)"
         ) from None
-    bucket = environ.get("SPARKIFY_S3_BUCKET")
-    if bucket:
-        target = Target(**{**target.__dict__, "s3_bucket": bucket})
-    return target
+
+
+def warehouse_dialect(conn_id: str = WAREHOUSE_CONN_ID) -> Dialect:
+    """The dialect of the Airflow connection ``conn_id``, looked up now (at run time)."""
+    from airflow.hooks.base import BaseHook
+
+    return dialect_of(BaseHook.get_connection(conn_id).conn_type, conn_id)

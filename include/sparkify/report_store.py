@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from sparkify.config import AWS_CONN_ID, REPORTS_URL_VARIABLE
+
 if TYPE_CHECKING:
     from airflow.io.path import ObjectStoragePath
 
-REPORTS_URL_VARIABLE = "sparkify_reports_url"
-STORAGE_CONN_ID = "aws-redshift"
+# The Variable naming where reports go, and the connection they are written through.
+STORAGE_CONN_ID = AWS_CONN_ID
 ALERTS_FOLDER = "alerts"
 LOCAL_PROTOCOLS = frozenset({"file", "local"})
 S3_PROTOCOLS = frozenset({"s3", "s3a", "s3n"})

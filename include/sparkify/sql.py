@@ -12,7 +12,7 @@ Redshift ``TRUNCATE`` commits the open transaction, which would break atomicity)
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -57,9 +57,25 @@ def read_sql(name: str) -> str:
     return path.read_text(encoding="utf-8").strip().rstrip(";")
 
 
-def columns_probe(select_sql: str) -> str:
-    """A statement returning no rows whose cursor description names the query's columns."""
-    return f"SELECT * FROM ({select_sql}) AS src LIMIT 0"  # noqa: S608 - query from include/sql
+def render_tables(query: str, tables: Mapping[str, tuple[str, str]]) -> str:
+    """``query`` with each ``{{ name }}`` replaced by the table ``tables[name]`` names.
+
+    ``tables`` maps a placeholder to ``(schema, table)``; both are validated and quoted.
+    A placeholder with no table raises ``ValueError`` naming it (no silent empty name).
+    """
+    import jinja2
+
+    names = {key: qualified(schema, table) for key, (schema, table) in tables.items()}
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    try:
+        return environment.from_string(query).render(names)
+    except jinja2.UndefinedError as exc:
+        raise ValueError(f"the query names a table it was not given: {exc}") from None
+
+
+def count_rows(table: str) -> str:
+    """How many rows ``table`` (a validated, qualified name) holds."""
+    return f"SELECT COUNT(*) FROM {table}"  # noqa: S608 - validated identifier
 
 
 def insert_select(table: str, columns: Sequence[str], select_sql: str) -> str:

@@ -84,12 +84,6 @@ def run_statements(
         cursor.execute(statement, parameters or {})
 
 
-def query_columns(cursor: Any, probe_sql: str, parameters: Mapping[str, Any]) -> list[str]:
-    """Names of the columns a query returns, read from the cursor after a no-row probe."""
-    cursor.execute(probe_sql, parameters)
-    return [column[0] for column in cursor.description]
-
-
 def _utc_naive(moment: datetime) -> datetime:
     """A plain ``datetime`` in naive UTC (pendulum's subclasses do their own arithmetic)."""
     if moment.tzinfo is not None:

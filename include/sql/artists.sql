@@ -8,7 +8,7 @@ WITH ranked AS (
                         CASE WHEN s.artist_latitude IS NOT NULL THEN 0 ELSE 1 END,
                         s.song_id
            ) AS completeness_rank
-    FROM staging_songs s
+    FROM {{ staging_songs }} s
     WHERE s.artist_id IS NOT NULL
 )
 SELECT artist_id,

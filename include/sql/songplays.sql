@@ -6,7 +6,7 @@ WITH plays AS (
            ROW_NUMBER() OVER (
                PARTITION BY e.userid, e.sessionid, e.iteminsession ORDER BY e.ts
            ) AS copy_number
-    FROM staging_events e
+    FROM {{ staging_events }} e
     WHERE e.page = 'NextSong'
       AND e.ts >= %(interval_start_ms)s AND e.ts < %(interval_end_ms)s
 ),
@@ -15,7 +15,7 @@ song_keys AS (
            ROW_NUMBER() OVER (
                PARTITION BY title, artist_name, duration ORDER BY song_id
            ) AS song_rank
-    FROM staging_songs
+    FROM {{ staging_songs }}
 )
 SELECT MD5(p.userid || '-' || CAST(p.sessionid AS VARCHAR(16))
            || '-' || CAST(p.iteminsession AS VARCHAR(16)))          AS songplay_id,

@@ -2,7 +2,7 @@
 WITH ranked AS (
     SELECT s.*,
            ROW_NUMBER() OVER (PARTITION BY s.song_id ORDER BY s.title, s.duration) AS copy_number
-    FROM staging_songs s
+    FROM {{ staging_songs }} s
     WHERE s.song_id IS NOT NULL
 )
 SELECT song_id, title, artist_id, NULLIF(year, 0) AS year, duration

@@ -7,5 +7,5 @@ SELECT DISTINCT
        CAST(EXTRACT(month FROM start_time) AS SMALLINT)  AS month,
        CAST(EXTRACT(year FROM start_time) AS SMALLINT)   AS year,
        CAST(EXTRACT(dow FROM start_time) AS SMALLINT)    AS weekday
-FROM songplays
+FROM {{ songplays }}
 WHERE start_time >= %(interval_start)s AND start_time < %(interval_end)s

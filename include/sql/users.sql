@@ -5,7 +5,7 @@ WITH ranked AS (
            ROW_NUMBER() OVER (
                PARTITION BY e.userid ORDER BY e.ts DESC, e.sessionid DESC, e.iteminsession DESC
            ) AS recency
-    FROM staging_events e
+    FROM {{ staging_events }} e
     WHERE e.page = 'NextSong' AND e.userid <> ''
       AND e.ts >= %(interval_start_ms)s AND e.ts < %(interval_end_ms)s
 )

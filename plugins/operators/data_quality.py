@@ -30,9 +30,15 @@ class DataQualityOperator(BaseOperator):
     :param checks: the checks, one dict each. Templated.
     :param schema: schema of the checked tables and of ``results_table``.
     :param results_table: where results are recorded; ``None`` records nothing.
+    :param tables: the loaded tables the checks look at, as astro ``Table`` objects or the
+        ``.output`` of the tasks that load them: the checks run once those are loaded (the
+        task's dependencies come from them). Templated.
+
+    Give the task ``outlets`` (the checked tables as Datasets) to publish them only when
+    every check passed: Airflow emits Dataset events for a task that succeeded.
     """
 
-    template_fields: Sequence[str] = ("checks",)
+    template_fields: Sequence[str] = ("checks", "tables")
     ui_color = "#89DA59"
 
     def __init__(
@@ -42,9 +48,11 @@ class DataQualityOperator(BaseOperator):
         checks: Sequence[Mapping[str, Any]],
         schema: str = "public",
         results_table: str | None = "data_quality_results",
+        tables: Sequence[Any] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.tables = list(tables)
         if not checks:
             raise ValueError("DataQualityOperator needs at least one check")
         self.conn_id = conn_id
@@ -86,6 +94,9 @@ class DataQualityOperator(BaseOperator):
         parameters = interval_parameters(
             context["data_interval_start"], context["data_interval_end"]
         )
+        if self.tables:
+            names = (getattr(table, "name", table) for table in self.tables)
+            self.log.info("Checking the loads of: %s", ", ".join(map(str, names)))
         with transaction(self.conn_id) as cursor:
             results = self.run_checks(cursor, parameters)
             if self.results_table:

@@ -3,77 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow.models import BaseOperator
-
+from operators.warehouse_load import WarehouseLoadOperator
 from sparkify import sql
-from sparkify.warehouse import (
-    interval_parameters,
-    query_columns,
-    run_statements,
-    transaction,
-)
-
-if TYPE_CHECKING:
-    from airflow.utils.context import Context
 
 
-class LoadFactOperator(BaseOperator):
+class LoadFactOperator(WarehouseLoadOperator):
     """Append the run's data interval to a fact table, replacing that interval if loaded.
 
     In one transaction: delete the rows whose ``interval_column`` falls in the run's data
     interval, then insert the query's rows. The fact table only ever grows by intervals; a
-    re-run of an interval neither duplicates nor loses rows.
+    re-run of an interval neither duplicates nor loses rows. Returns the fact ``Table``.
 
     :param conn_id: Airflow connection of the warehouse.
-    :param table: fact table to load.
-    :param sql: a ``SELECT`` (or a ``.sql`` file on the DAG's template search path) whose
-        columns are named like the table's; it sees the bind parameters
+    :param table: fact table to load; its columns come from the DDL.
+    :param sql: a ``SELECT`` (or a file of ``include/sql``, e.g. ``"songplays.sql"``) whose
+        columns are named like the table's; its source tables are ``{{ name }}``
+        placeholders filled from ``tables``, and it sees the bind parameters
         ``%(interval_start)s``, ``%(interval_end)s`` (UTC timestamps) and
-        ``%(interval_start_ms)s``, ``%(interval_end_ms)s`` (epoch milliseconds). Templated.
+        ``%(interval_start_ms)s``, ``%(interval_end_ms)s`` (epoch milliseconds).
+    :param tables: placeholder -> astro ``Table`` (e.g. a staging task's ``.output``).
     :param interval_column: timestamp column that places a row in an interval.
     :param schema: schema of ``table``.
     """
 
-    template_fields: Sequence[str] = ("sql",)
-    template_ext: Sequence[str] = (".sql",)
-    template_fields_renderers = {"sql": "sql"}
     ui_color = "#F98866"
 
-    def __init__(
-        self,
-        *,
-        conn_id: str,
-        table: str,
-        sql: str,
-        interval_column: str = "start_time",
-        schema: str = "public",
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, interval_column: str = "start_time", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.conn_id = conn_id
-        self.table = table
-        self.sql = sql
+        sql.identifier(interval_column)
         self.interval_column = interval_column
-        self.schema = schema
 
-    def execute(self, context: Context) -> int:
-        parameters = interval_parameters(
-            context["data_interval_start"], context["data_interval_end"]
-        )
+    def statements(self, columns: Sequence[str]) -> list[str]:
         table = sql.qualified(self.schema, self.table)
-        select = self.sql.strip().rstrip(";")
-        with transaction(self.conn_id) as cursor:
-            columns = query_columns(cursor, sql.columns_probe(select), parameters)
-            run_statements(
-                cursor,
-                sql.replace_interval(table, self.interval_column, columns, select),
-                parameters,
-            )
-            inserted = cursor.rowcount
-        self.log.info(
-            "Loaded %s rows into %s for %s to %s",
-            inserted, table, parameters["interval_start"], parameters["interval_end"],
-        )  # fmt: skip
-        return inserted
+        return sql.replace_interval(table, self.interval_column, columns, self.sql)

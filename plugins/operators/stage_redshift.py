@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.exceptions import AirflowException
-from airflow.models import BaseOperator
+from astro.sql import LoadFileOperator
 
 from sparkify import sql
+from sparkify.config import Dialect, warehouse_dialect
 from sparkify.s3_objects import (
     MissingObjectsError,
     existing_keys,
@@ -29,19 +31,21 @@ if TYPE_CHECKING:
 MissingPolicy = Literal["fail", "skip"]
 
 
-class StageToRedshiftOperator(BaseOperator):
+class StageToRedshiftOperator(LoadFileOperator):
     """Copy JSON objects from S3 into a staging table, replacing what it held.
 
-    Two paths, picked by ``dialect``: on Redshift a native ``COPY ... FORMAT AS JSON``
-    runs inside the cluster; on PostgreSQL the objects are fetched concurrently and
-    streamed into one ``COPY ... FROM STDIN``. Either way the table is emptied and loaded
-    in one transaction: a failed load leaves the previous contents.
+    An astro ``load_file`` task: a ``File`` in, the ``Table`` out (returned through XCom
+    for the tasks that read it), with this project's load paths in place of astro's
+    pandas round trip. The path follows the warehouse connection's type, read at run
+    time: on Redshift a native ``COPY ... FORMAT AS JSON`` runs inside the cluster; on
+    PostgreSQL the objects are fetched concurrently and streamed into one
+    ``COPY ... FROM STDIN``. Either way the table is emptied and loaded in one
+    transaction: a failed load leaves the previous contents.
 
     :param input_file: astro ``File`` naming the S3 prefix (``s3://bucket/log_data/``) and,
         as its ``conn_id``, the AWS connection. Templated.
     :param output_table: astro ``Table`` to load (``name``, ``conn_id`` of the warehouse,
         ``metadata.schema``); it is also the task's outlet and its return value.
-    :param dialect: ``"postgres"`` or ``"redshift"``.
     :param key_template: strftime template of the daily files, e.g.
         ``log_data/%Y/%m/%Y-%m-%d-events.json``: only the days of the run's data interval
         are staged. ``None`` stages every ``.json`` object under the prefix.
@@ -51,6 +55,10 @@ class StageToRedshiftOperator(BaseOperator):
     :param json_paths: Redshift ``FORMAT AS JSON`` argument: ``'auto ignorecase'`` (the
         default, keys match columns case-insensitively) or an ``s3://`` jsonpaths file.
     :param region: Redshift ``REGION`` of the bucket (default: the AWS connection's).
+    :param iam_role: Redshift path: the ARN of the IAM role the cluster assumes to read
+        the bucket (``IAM_ROLE``); empty or ``None`` uses the AWS connection's keys
+        (``CREDENTIALS``). Kept out of the warehouse connection's extra, which the hooks
+        pass on to the database driver. Templated.
     :param max_rejects: bad records tolerated before the load fails (default 0). On
         PostgreSQL each one (malformed JSON, a wrong type, a missing required field, a
         value too long) is set aside in ``rejects_table`` with its object, line, reason
@@ -59,7 +67,8 @@ class StageToRedshiftOperator(BaseOperator):
         statement, i.e. per daily file (rejects land in ``STL_LOAD_ERRORS``).
     :param rejects_table: table of set-aside records (PostgreSQL path), in the schema of
         ``output_table``.
-    :param incremental: PostgreSQL path, whole prefix only: read just the objects that are
+    :param incremental: whole prefix only, PostgreSQL path (on Redshift the prefix is
+        copied in-cluster every run): read just the objects that are
         new or changed (by ETag) since the last successful load, drop the rows of changed
         and deleted ones, and keep the table a complete mirror of the prefix. Needs a
         ``source_key`` column in ``output_table``; the keys and ETags are kept in
@@ -69,7 +78,9 @@ class StageToRedshiftOperator(BaseOperator):
     :param manifest_table: where incremental loads keep keys and ETags.
     """
 
-    template_fields: Sequence[str] = ("input_file", "key_template", "full_reload")
+    template_fields: Sequence[str] = (
+        "input_file", "output_table", "key_template", "full_reload", "iam_role",
+    )  # fmt: skip
     ui_color = "#358140"
 
     def __init__(
@@ -77,12 +88,12 @@ class StageToRedshiftOperator(BaseOperator):
         *,
         input_file: File,
         output_table: Table,
-        dialect: Literal["postgres", "redshift"] = "postgres",
         key_template: str | None = None,
         missing_keys: MissingPolicy = "fail",
         max_workers: int = 32,
         json_paths: str = "auto ignorecase",
         region: str | None = None,
+        iam_role: str | None = None,
         max_rejects: int = 0,
         rejects_table: str = "staging_rejects",
         incremental: bool = False,
@@ -90,34 +101,42 @@ class StageToRedshiftOperator(BaseOperator):
         manifest_table: str = "staging_manifest",
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("outlets", [output_table])
-        super().__init__(**kwargs)
-        if dialect not in ("postgres", "redshift"):
-            raise ValueError(f"dialect must be 'postgres' or 'redshift', not {dialect!r}")
+        # Datasets are published by the quality checks, once the data has passed them;
+        # no inlet either: the bucket is a Variable, the File's URI a template until run.
+        kwargs.setdefault("outlets", [])
+        kwargs.setdefault("inlets", [])
+        super().__init__(input_file=input_file, output_table=output_table, **kwargs)
         if missing_keys not in ("fail", "skip"):
             raise ValueError(f"missing_keys must be 'fail' or 'skip', not {missing_keys!r}")
         self.input_file = input_file
         self.output_table = output_table
-        self.dialect = dialect
         self.key_template = key_template
         self.missing_keys = missing_keys
         self.max_workers = max_workers
         self.json_paths = json_paths
         self.region = region
+        self.iam_role = iam_role
         if isinstance(max_rejects, bool) or not isinstance(max_rejects, int) or max_rejects < 0:
             raise ValueError(f"max_rejects must be a non-negative integer, not {max_rejects!r}")
         self.max_rejects = max_rejects
         self.rejects_table = rejects_table
-        if incremental and (dialect != "postgres" or key_template is not None):
-            raise ValueError(
-                "incremental staging is for the PostgreSQL path over a whole prefix "
-                "(Redshift's COPY of the prefix runs inside the cluster)"
-            )
+        if incremental and key_template is not None:
+            raise ValueError("incremental staging reads a whole prefix: it takes no key_template")
         self.incremental = incremental
         self.full_reload = full_reload
         self.manifest_table = manifest_table
 
     # ------------------------------------------------------------------ planning
+
+    @cached_property
+    def dialect(self) -> Dialect:
+        """The warehouse connection's dialect, read when the task runs."""
+        return warehouse_dialect(self.output_table.conn_id)
+
+    @property
+    def incremental_run(self) -> bool:
+        # Redshift copies the whole prefix in-cluster: there is nothing to skip.
+        return self.incremental and self.dialect == "postgres"
 
     @property
     def schema(self) -> str:
@@ -166,10 +185,11 @@ class StageToRedshiftOperator(BaseOperator):
     def execute(self, context: Context) -> Table:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        self.log.info("Warehouse %r speaks %s", self.output_table.conn_id, self.dialect)
         client = self._s3_client()
         bucket, _ = parse_s3_url(self.input_file.path)
         try:
-            listed = self.list_prefix(client) if self.incremental else None
+            listed = self.list_prefix(client) if self.incremental_run else None
             keys = sorted(listed) if listed is not None else self.plan_keys(client, context)
         except (BotoCoreError, ClientError) as exc:
             endpoint = client.meta.endpoint_url
@@ -330,12 +350,9 @@ class StageToRedshiftOperator(BaseOperator):
         return extra.get("region_name")
 
     def _redshift_credentials(self) -> str:
-        """``IAM_ROLE '...'`` from the warehouse connection's extra, else the AWS keys."""
-        from airflow.hooks.base import BaseHook
-
-        warehouse = BaseHook.get_connection(self.output_table.conn_id).extra_dejson
-        if warehouse.get("iam_role"):
-            return sql.redshift_iam_role(warehouse["iam_role"])
+        """``IAM_ROLE '...'`` when ``iam_role`` is set, else the AWS connection's keys."""
+        if self.iam_role:
+            return sql.redshift_iam_role(self.iam_role)
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         keys = S3Hook(aws_conn_id=self.input_file.conn_id).get_credentials()

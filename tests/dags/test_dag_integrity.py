@@ -44,36 +44,86 @@ def test_sparkify_etl_default_args_and_schedule(dag_bag):
     assert dag.doc_md and "sparkify" in dag.tags
 
 
-def test_sparkify_etl_reads_like_its_diagram(dag_bag):
+DIMENSIONS = {
+    "load_user_dim_table": {"staging_events": "stage_events"},
+    "load_song_dim_table": {"staging_songs": "stage_songs"},
+    "load_artist_dim_table": {"staging_songs": "stage_songs"},
+    "load_time_dim_table": {"songplays": "load_songplays_fact_table"},
+}
+FACT = {
+    "load_songplays_fact_table": {"staging_events": "stage_events", "staging_songs": "stage_songs"}
+}
+
+
+def test_sparkify_etl_has_the_astro_sdk_shape(dag_bag):
+    from astro.sql import LoadFileOperator, RawSQLOperator
+
+    dag = dag_bag.dags["sparkify_etl"]
+    kinds = {
+        t.task_id: "load_file" if isinstance(t, LoadFileOperator)
+        else "run_raw_sql" if isinstance(t, RawSQLOperator)
+        else type(t).__name__
+        for t in dag.tasks
+    }  # fmt: skip
+    assert kinds == {
+        "snapshot_row_counts": "RowCountSnapshotOperator",
+        "create_tables": "run_raw_sql",
+        "wait_for_log_file": "LogFilesSensor",
+        "stage_events": "load_file",
+        "stage_songs": "load_file",
+        "load_songplays_fact_table": "run_raw_sql",
+        **{task_id: "run_raw_sql" for task_id in DIMENSIONS},
+        "run_data_quality_checks": "DataQualityOperator",
+        "write_run_report": "RunReportOperator",
+    }
+
+
+def test_loads_depend_on_what_they_read_through_table_arguments(dag_bag):
+    """Each fact and dimension task gets the Tables it reads as arguments (XComArgs of the
+    tasks that load them); its upstream tasks are exactly those."""
+    from airflow.models.xcom_arg import PlainXComArg
+
+    dag = dag_bag.dags["sparkify_etl"]
+    for task_id, expected in {**FACT, **DIMENSIONS}.items():
+        task = dag.get_task(task_id)
+        arguments = {name: arg.operator.task_id for name, arg in task.op_kwargs.items()}
+        assert arguments == expected, task_id
+        assert all(isinstance(arg, PlainXComArg) for arg in task.op_kwargs.values())
+        assert task.upstream_task_ids == set(expected.values()), task_id
+    checks = dag.get_task("run_data_quality_checks")
+    assert {arg.operator.task_id for arg in checks.tables} == {*FACT, *DIMENSIONS}
+    assert checks.upstream_task_ids == {*FACT, *DIMENSIONS}
+
+
+def test_setup_and_teardown_frame_the_run(dag_bag):
     dag = dag_bag.dags["sparkify_etl"]
     downstream = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
-    dimensions = [
-        "load_artist_dim_table",
-        "load_song_dim_table",
-        "load_time_dim_table",
-        "load_user_dim_table",
-    ]
-    report = "write_run_report"
-    assert downstream == {
-        "begin_execution": ["snapshot_row_counts"],
-        "snapshot_row_counts": ["create_tables", report],
-        "create_tables": ["stage_events", "stage_songs", report],
-        "stage_events": ["load_songplays_fact_table", report],
-        "stage_songs": ["load_songplays_fact_table", report],
-        "load_songplays_fact_table": [*dimensions, report],
-        **{task_id: ["run_data_quality_checks", report] for task_id in dimensions},
-        "run_data_quality_checks": ["stop_execution", report],
-        "stop_execution": [],
-        report: [],
-    }
-    # The report waits for every task whatever its state (a failed run gets one too);
-    # stop_execution still succeeds only when the checks pass.
-    assert dag.get_task(report).trigger_rule == "all_done"
-    assert dag.get_task("stop_execution").trigger_rule == "all_success"
-    assert set(dag.get_task(report).upstream_task_ids) == {t.task_id for t in dag.tasks} - {
-        "begin_execution",
-        "stop_execution",
-        report,
+    assert downstream["snapshot_row_counts"] == ["create_tables", "write_run_report"]
+    assert downstream["create_tables"] == ["stage_songs", "wait_for_log_file"]
+    assert downstream["wait_for_log_file"] == ["stage_events"]
+    assert downstream["run_data_quality_checks"] == ["write_run_report"]
+    # The report runs after everything, whatever the outcome, with one edge: a teardown
+    # of the row-count snapshot (its "before" counts), not a leaf wired to every task.
+    report = dag.get_task("write_run_report")
+    assert report.is_teardown and dag.get_task("snapshot_row_counts").is_setup
+    assert report.upstream_task_ids == {"snapshot_row_counts", "run_data_quality_checks"}
+    assert report.trigger_rule == "all_done_setup_success"
+    assert not {"begin_execution", "stop_execution"} & set(dag.task_ids)
+
+
+def test_the_run_waits_for_its_log_file_then_fails_naming_it(dag_bag):
+    sensor = dag_bag.dags["sparkify_etl"].get_task("wait_for_log_file")
+    assert sensor.mode == "reschedule"  # no worker slot held, no triggerer needed
+    assert sensor.timeout == timedelta(hours=6).total_seconds()
+    assert sensor.key_template == "log_data/%Y/%m/%Y-%m-%d-events.json"
+    assert sensor.bucket_name == "{{ var.value.sparkify_s3_bucket }}"
+
+
+def test_datasets_are_published_only_by_the_checks(dag_bag):
+    dag = dag_bag.dags["sparkify_etl"]
+    publishers = {t.task_id: sorted(o.name for o in t.outlets) for t in dag.tasks if t.outlets}
+    assert publishers == {
+        "run_data_quality_checks": ["artists", "songplays", "songs", "time", "users"]
     }
 
 
@@ -89,10 +139,12 @@ def test_sparkify_etl_alerts_on_failure(dag_bag):
 def test_sparkify_daily_report_runs_on_the_songplays_dataset(dag_bag):
     dag = dag_bag.dags["sparkify_daily_report"]
     etl = dag_bag.dags["sparkify_etl"]
-    songplays = {o.uri for o in etl.get_task("load_songplays_fact_table").outlets}
+    songplays = {
+        o.uri for o in etl.get_task("run_data_quality_checks").outlets if o.name == "songplays"
+    }
     condition = dag.timetable.dataset_condition
     assert {uri for uri, _ in condition.iter_datasets()} == songplays
-    assert songplays == {"astro://sparkify_postgres@?table=songplays&schema=public"}
+    assert songplays == {"astro://redshift@?table=songplays&schema=public"}
     assert dag.catchup is False and dag.doc_md and "sparkify" in dag.tags
 
 
@@ -110,17 +162,3 @@ def test_dimension_modes_and_staging_inputs(dag_bag):
     assert events.key_template == "log_data/%Y/%m/%Y-%m-%d-events.json"
     assert dag.get_task("stage_songs").key_template is None
     assert events.output_table.name == "staging_events"
-
-
-def test_loaded_tables_are_dataset_outlets(dag_bag):
-    dag = dag_bag.dags["sparkify_etl"]
-    outlets = {o.name for t in dag.tasks for o in t.outlets}
-    assert {
-        "staging_events",
-        "staging_songs",
-        "songplays",
-        "users",
-        "songs",
-        "artists",
-        "time",
-    } <= outlets

@@ -211,7 +211,7 @@ def test_no_secret_reaches_a_log(one_pass, airflow_env):
     logs = Path(airflow_env["AIRFLOW_HOME"]) / "logs"
     texts = [*BACKFILL_OUTPUT, *(p.read_text(errors="replace") for p in logs.rglob("*.log"))]
     assert any(
-        "Staged" in text and "Retrieving connection 'sparkify_s3_local'" in text for text in texts
+        "Staged" in text and "Retrieving connection 'aws-redshift'" in text for text in texts
     )
     leaks = [text for text in texts if S3_SECRET in text]
     assert leaks == []

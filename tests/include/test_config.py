@@ -1,67 +1,37 @@
-"""Unit tests for sparkify.config: which target a run uses."""
+"""Unit tests for sparkify.config: the dialect follows the warehouse connection's type."""
 
 from __future__ import annotations
 
 import pytest
+from airflow.models import Connection
 
-from sparkify.config import LOCAL, REDSHIFT, TARGETS, Target, current_target
-
-
-def test_default_target_is_local():
-    target = current_target({})
-    assert target == Target(
-        name="local",
-        dialect="postgres",
-        warehouse_conn_id="sparkify_postgres",
-        aws_conn_id="sparkify_s3_local",
-        s3_bucket="sparkify-local",
-        schema="public",
-    )
+from sparkify.config import dialect_of, variable_template, warehouse_dialect
 
 
-def test_local_by_name():
-    assert current_target({"SPARKIFY_TARGET": "local"}) is LOCAL
+@pytest.mark.parametrize(
+    ("conn_type", "dialect"), [("postgres", "postgres"), ("redshift", "redshift")]
+)
+def test_dialect_follows_the_connection_type(conn_type, dialect):
+    assert dialect_of(conn_type) == dialect
 
 
-def test_redshift_target():
-    target = current_target({"SPARKIFY_TARGET": "redshift"})
-    assert target is REDSHIFT
-    assert (target.dialect, target.warehouse_conn_id, target.aws_conn_id, target.s3_bucket) == (
-        "redshift",
-        "redshift",
-        "aws-redshift",
-        "udacity-dend",
-    )
-
-
-def test_bucket_override_changes_only_the_bucket():
-    target = current_target({"SPARKIFY_TARGET": "redshift", "SPARKIFY_S3_BUCKET": "my-bucket"})
-    assert target == Target(
-        name="redshift",
-        dialect="redshift",
-        warehouse_conn_id="redshift",
-        aws_conn_id="aws-redshift",
-        s3_bucket="my-bucket",
-    )
-    # the module's targets are untouched
-    assert REDSHIFT.s3_bucket == "udacity-dend"
-    assert TARGETS["redshift"] is REDSHIFT
-
-
-def test_empty_bucket_override_is_ignored():
-    assert current_target({"SPARKIFY_S3_BUCKET": ""}).s3_bucket == "sparkify-local"
-
-
-@pytest.mark.parametrize("name", ["prod", "Redshift", ""])
-def test_unknown_target(name):
+@pytest.mark.parametrize("conn_type", ["mysql", "Redshift", "", None])
+def test_other_connection_types_are_refused_by_name(conn_type):
     with pytest.raises(ValueError) as info:
-        current_target({"SPARKIFY_TARGET": name})
+        dialect_of(conn_type, "redshift")
     assert str(info.value) == (
-        f"SPARKIFY_TARGET={name!r} is not a known target; use one of ['local', 'redshift']"
+        f"connection 'redshift' has conn_type {conn_type!r}: the warehouse must be one of "
+        "['postgres', 'redshift'] (PostgreSQL locally, Redshift in production)"
     )
 
 
-def test_reads_os_environ_by_default(monkeypatch):
-    monkeypatch.setenv("SPARKIFY_TARGET", "redshift")
-    monkeypatch.delenv("SPARKIFY_S3_BUCKET", raising=False)
-    assert current_target() is REDSHIFT
+def test_warehouse_dialect_reads_the_connection_when_called(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_REDSHIFT", Connection(conn_type="redshift").get_uri())
+    assert warehouse_dialect() == "redshift"
+    monkeypatch.setenv("AIRFLOW_CONN_REDSHIFT", Connection(conn_type="postgres").get_uri())
+    assert warehouse_dialect() == "postgres"
+
+
+def test_variable_template_is_rendered_by_airflow_at_run_time():
+    assert variable_template("sparkify_s3_bucket") == "{{ var.value.sparkify_s3_bucket }}"
+    assert variable_template("role", default="") == "{{ var.value.get('role', '') }}"

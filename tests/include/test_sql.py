@@ -8,7 +8,7 @@ from sparkify.sql import (
     SQL_DIR,
     clear_table,
     column_list,
-    columns_probe,
+    count_rows,
     delete_run_rejects,
     identifier,
     insert_check_results,
@@ -18,6 +18,7 @@ from sparkify.sql import (
     redshift_access_keys,
     redshift_copy,
     redshift_iam_role,
+    render_tables,
     replace_interval,
     truncate_insert,
     upsert,
@@ -94,8 +95,30 @@ def test_column_list_quotes_and_joins_and_refuses_empty():
         column_list([])
 
 
-def test_columns_probe_wraps_the_query_without_rows():
-    assert columns_probe("SELECT 1 AS x") == "SELECT * FROM (SELECT 1 AS x) AS src LIMIT 0"
+def test_render_tables_puts_validated_quoted_names_in_place():
+    query = "SELECT * FROM {{ staging_events }} e JOIN {{staging_songs}} s ON TRUE"
+    rendered = render_tables(
+        query, {"staging_events": ("public", "staging_events"), "staging_songs": ("x", "songs")}
+    )
+    assert rendered == 'SELECT * FROM "public"."staging_events" e JOIN "x"."songs" s ON TRUE'
+
+
+def test_render_tables_refuses_a_missing_table_and_a_bad_name():
+    with pytest.raises(ValueError, match="names a table it was not given: 'songplays'"):
+        render_tables("SELECT * FROM {{ songplays }}", {})
+    with pytest.raises(ValueError, match="not a valid SQL identifier"):
+        render_tables("SELECT * FROM {{ t }}", {"t": ("public", "t; DROP TABLE users")})
+
+
+def test_render_tables_keeps_bind_parameters():
+    query = "SELECT 1 FROM {{ t }} WHERE ts >= %(interval_start_ms)s"
+    assert render_tables(query, {"t": ("public", "t")}) == (
+        'SELECT 1 FROM "public"."t" WHERE ts >= %(interval_start_ms)s'
+    )
+
+
+def test_count_rows():
+    assert count_rows('"public"."users"') == 'SELECT COUNT(*) FROM "public"."users"'
 
 
 # ----------------------------------------------------------------------------- SQL files

@@ -14,11 +14,10 @@ from airflow.hooks.base import BaseHook
 from sparkify.warehouse import (
     WarehouseError,
     interval_parameters,
-    query_columns,
     run_statements,
     transaction,
 )
-from tests.fakes import FakeConnection, FakeCursor, Result, patch_postgres_hook
+from tests.fakes import FakeConnection, FakeCursor, patch_postgres_hook
 
 NOV5_MS = 1_541_376_000_000  # 2018-11-05T00:00:00Z
 HOUR_MS = 3_600_000
@@ -112,11 +111,11 @@ def test_interval_parameters_refuses_empty_or_negative_intervals(start, end):
 def test_transaction_commits_on_success_and_closes(monkeypatch):
     conn = FakeConnection()
     asked = patch_postgres_hook(monkeypatch, conn)
-    with transaction("sparkify_postgres") as cursor:
+    with transaction("redshift") as cursor:
         assert cursor is conn.cursor_obj
         cursor.execute("SELECT 1")
         assert conn.commits == 0
-    assert asked == ["sparkify_postgres"]
+    assert asked == ["redshift"]
     assert cursor.closed
     assert (conn.commits, conn.rollbacks, conn.closed) == (1, 0, True)
     assert conn.events == ["commit", "close"]
@@ -186,16 +185,16 @@ def test_transaction_connect_error_names_the_connection(monkeypatch):
         )
 
     def get_connection(conn_id):
-        assert conn_id == "sparkify_postgres"
+        assert conn_id == "redshift"
         return SimpleNamespace(login="sparkify", host="127.0.0.1", port=8001, schema="sparkify")
 
     monkeypatch.setattr(PostgresHook, "get_conn", refuse)
     monkeypatch.setattr(BaseHook, "get_connection", staticmethod(get_connection))
-    with pytest.raises(WarehouseError) as info, transaction("sparkify_postgres"):
+    with pytest.raises(WarehouseError) as info, transaction("redshift"):
         pytest.fail("the body must not run without a connection")
     message = str(info.value)
     assert message.startswith(
-        "cannot connect to the warehouse through connection 'sparkify_postgres' "
+        "cannot connect to the warehouse through connection 'redshift' "
         "(sparkify@127.0.0.1:8001/sparkify): "
         'connection to server at "127.0.0.1", port 8001 failed: Connection refused. '
     )
@@ -255,14 +254,3 @@ def test_run_statements_without_parameters_passes_an_empty_mapping():
     cursor = FakeCursor()
     run_statements(cursor, ["SELECT 1"])
     assert cursor.executed == [("SELECT 1", {})]
-
-
-def test_query_columns_reads_the_cursor_description():
-    description = [("songplay_id", 1043, None), ("start_time", 1114, None)]
-    cursor = FakeCursor(lambda sql, params: Result(description=description))
-    params = {"interval_start_ms": 1}
-    assert query_columns(cursor, "SELECT * FROM (q) AS src LIMIT 0", params) == [
-        "songplay_id",
-        "start_time",
-    ]
-    assert cursor.executed == [("SELECT * FROM (q) AS src LIMIT 0", params)]

@@ -64,7 +64,7 @@ def make_operator(checks=CHECKS, **kwargs) -> DataQualityOperator:
 
 
 def test_template_fields():
-    assert DataQualityOperator.template_fields == ("checks",)
+    assert DataQualityOperator.template_fields == ("checks", "tables")
 
 
 def test_constructor_refuses_no_checks():

@@ -53,7 +53,7 @@ def warehouse(monkeypatch):
 
 
 def quality() -> DataQualityOperator:
-    return DataQualityOperator(task_id="dq", conn_id="sparkify_postgres", checks=default_checks())
+    return DataQualityOperator(task_id="dq", conn_id="redshift", checks=default_checks())
 
 
 def test_a_sound_warehouse_passes_every_check_and_records_them(warehouse):
@@ -110,8 +110,6 @@ def test_a_check_whose_sql_errors_is_a_failed_check_and_the_rest_still_run(wareh
         match=r"(?s)1 of 2 .*broken on songplays: "
         r"observed error: relation \"no_such_table\" does not exist",
     ):
-        DataQualityOperator(task_id="dq", conn_id="sparkify_postgres", checks=checks).execute(
-            CONTEXT
-        )
+        DataQualityOperator(task_id="dq", conn_id="redshift", checks=checks).execute(CONTEXT)
     stored = {row[1]: row[3] for row in table_rows(DB, "data_quality_results", ["check_name"])}
     assert stored == {"broken": False, "rows": True}

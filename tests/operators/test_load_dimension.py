@@ -1,4 +1,4 @@
-"""Unit tests for LoadDimensionOperator against a fake warehouse connection."""
+"""Unit tests for LoadDimensionOperator (an astro run_raw_sql task) against a fake warehouse."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from datetime import datetime
 
 import pendulum
 import pytest
+from astro.sql import RawSQLOperator
+from astro.table import Metadata, Table
 
 from operators.load_dimension import LoadDimensionOperator
 from sparkify.sql import read_sql
@@ -23,12 +25,13 @@ CONTEXT = {
     "data_interval_end": pendulum.datetime(2018, 11, 6, tz="UTC"),
 }
 USER_COLUMNS = ["user_id", "first_name", "last_name", "gender", "level", "last_play_at"]
+SONG_COLUMNS = ["song_id", "title", "artist_id", "year", "duration"]
+STAGED_SONGS = Table(name="staging_songs", conn_id="wh", metadata=Metadata(schema="public"))
+STAGED_EVENTS = Table(name="staging_events", conn_id="wh", metadata=Metadata(schema="dwh"))
 
 
-def warehouse(columns: list[str], total: int = 12) -> FakeConnection:
+def warehouse(total: int = 12) -> FakeConnection:
     def respond(sql, params):
-        if sql.endswith("LIMIT 0"):
-            return Result(description=[(c, None) for c in columns])
         if sql.startswith("SELECT COUNT(*)"):
             return Result(rows=[(total,)])
         return None
@@ -36,9 +39,25 @@ def warehouse(columns: list[str], total: int = 12) -> FakeConnection:
     return FakeConnection(FakeCursor(respond))
 
 
-def test_template_fields():
-    assert LoadDimensionOperator.template_fields == ("sql",)
-    assert LoadDimensionOperator.template_ext == (".sql",)
+def run(operator: LoadDimensionOperator, context: dict = CONTEXT) -> Table:
+    """As Airflow runs a task: render its templated fields, then execute."""
+    operator.render_template_fields(context)
+    return operator.execute(context)
+
+
+def songs_operator(**kwargs) -> LoadDimensionOperator:
+    return LoadDimensionOperator(
+        task_id="load_songs", conn_id="warehouse", table="songs",
+        sql="SELECT * FROM {{ staging_songs }} s;\n", tables={"staging_songs": STAGED_SONGS},
+        **kwargs,
+    )  # fmt: skip
+
+
+def test_is_an_astro_run_raw_sql_task():
+    operator = songs_operator()
+    assert isinstance(operator, RawSQLOperator)
+    assert LoadDimensionOperator.template_fields == ("sql", "op_kwargs")
+    assert operator.outlets == []
 
 
 @pytest.mark.parametrize(
@@ -51,6 +70,11 @@ def test_template_fields():
             {"mode": "truncate-insert", "key_columns": ["user_id"], "version_column": "v"},
             "version_column applies to mode 'upsert' only",
         ),
+        (
+            {"mode": "upsert", "key_columns": ["user_id"], "version_column": "updated_at"},
+            r"users: \['updated_at'\] are not columns of the table",
+        ),
+        ({"mode": "upsert", "key_columns": ["id"]}, r"users: \['id'\] are not columns"),
     ],
 )
 def test_constructor_validation(kwargs, message):
@@ -59,44 +83,42 @@ def test_constructor_validation(kwargs, message):
 
 
 def test_truncate_insert(monkeypatch, caplog):
-    conn = warehouse(["song_id", "title"], total=12)
+    conn = warehouse(total=12)
     asked = patch_postgres_hook(monkeypatch, conn)
-    operator = LoadDimensionOperator(
-        task_id="load_songs", conn_id="warehouse", table="songs", sql="SELECT * FROM s;\n"
-    )
     with caplog.at_level(logging.INFO):
-        assert operator.execute(CONTEXT) is None
+        loaded = run(songs_operator())
 
+    assert loaded == Table(name="songs", conn_id="warehouse", metadata=Metadata(schema="public"))
     assert asked == ["warehouse"]
+    cols = ", ".join(f'"{c}"' for c in SONG_COLUMNS)
     assert conn.cursor_obj.executed == [
-        ("SELECT * FROM (SELECT * FROM s) AS src LIMIT 0", PARAMS),
         ('DELETE FROM "public"."songs"', PARAMS),
         (
-            'INSERT INTO "public"."songs" ("song_id", "title") SELECT "song_id", "title" '
-            "FROM (SELECT * FROM s) AS src",
+            f'INSERT INTO "public"."songs" ({cols}) SELECT {cols} '
+            'FROM (SELECT * FROM "public"."staging_songs" s) AS src',
             PARAMS,
         ),
         ('SELECT COUNT(*) FROM "public"."songs"', None),
     ]
     assert conn.events == ["commit", "close"]
-    assert "songs (truncate-insert): 12 rows after the load" in caplog.text
+    assert "songs: 12 rows after the load" in caplog.text
 
 
 def test_upsert_with_version_column(monkeypatch, caplog):
-    conn = warehouse(USER_COLUMNS, total=96)
+    conn = warehouse(total=96)
     patch_postgres_hook(monkeypatch, conn)
     operator = LoadDimensionOperator(
-        task_id="load_users", conn_id="warehouse", table="users", sql=read_sql("users"),
-        mode="upsert", key_columns=["user_id"], version_column="last_play_at", schema="dwh",
+        task_id="load_users", conn_id="warehouse", table="users", sql="users.sql",
+        tables={"staging_events": STAGED_EVENTS}, mode="upsert", key_columns=["user_id"],
+        version_column="last_play_at", schema="dwh",
     )  # fmt: skip
     with caplog.at_level(logging.INFO):
-        operator.execute(CONTEXT)
+        run(operator)
 
-    query = read_sql("users")
+    query = read_sql("users").replace("{{ staging_events }}", '"dwh"."staging_events"')
     cols = ", ".join(f'"{c}"' for c in USER_COLUMNS)
     executed = conn.cursor_obj.executed
     assert [sql for sql, _ in executed] == [
-        f"SELECT * FROM ({query}) AS src LIMIT 0",
         'DROP TABLE IF EXISTS "incoming_users"',
         f'CREATE TEMPORARY TABLE "incoming_users" AS SELECT {cols} FROM ({query}) AS src',
         'DELETE FROM "dwh"."users" USING "incoming_users" AS i '
@@ -109,17 +131,19 @@ def test_upsert_with_version_column(monkeypatch, caplog):
     ]
     assert all(params == PARAMS for _, params in executed[:-1])
     assert conn.events == ["commit", "close"]
-    assert "users (upsert): 96 rows after the load" in caplog.text
+    assert "users: 96 rows after the load" in caplog.text
 
 
 def test_upsert_without_version_column(monkeypatch):
-    conn = warehouse(["start_time", "hour"])
+    conn = warehouse()
     patch_postgres_hook(monkeypatch, conn)
-    LoadDimensionOperator(
-        task_id="load_time", conn_id="warehouse", table="time", sql="SELECT 1",
-        mode="upsert", key_columns=["start_time"],
-    ).execute(CONTEXT)  # fmt: skip
-    delete = conn.cursor_obj.statements[3]
+    run(
+        LoadDimensionOperator(
+            task_id="load_time", conn_id="warehouse", table="time", sql="SELECT 1",
+            mode="upsert", key_columns=["start_time"],
+        )
+    )  # fmt: skip
+    delete = conn.cursor_obj.statements[2]
     assert delete == (
         'DELETE FROM "public"."time" USING "incoming_time" AS i '
         'WHERE "public"."time"."start_time" = i."start_time"'
@@ -136,23 +160,8 @@ def test_statements_for_given_columns():
     ]
 
 
-def test_query_missing_the_version_column_fails_and_rolls_back(monkeypatch):
-    conn = warehouse(["user_id", "level"])
-    patch_postgres_hook(monkeypatch, conn)
-    operator = LoadDimensionOperator(
-        task_id="load_users", conn_id="warehouse", table="users", sql="SELECT 1",
-        mode="upsert", key_columns=["user_id"], version_column="last_play_at",
-    )  # fmt: skip
-    with pytest.raises(ValueError, match=r"\['last_play_at'\] are not in the query's columns"):
-        operator.execute(CONTEXT)
-    assert len(conn.cursor_obj.executed) == 1  # only the probe ran
-    assert conn.events == ["rollback", "close"]
-
-
 def test_statement_error_rolls_back(monkeypatch):
     def respond(sql, params):
-        if sql.endswith("LIMIT 0"):
-            return Result(description=[("song_id", None)])
         if sql.startswith("INSERT"):
             raise RuntimeError("disk full")
         return None
@@ -161,5 +170,5 @@ def test_statement_error_rolls_back(monkeypatch):
     patch_postgres_hook(monkeypatch, conn)
     operator = LoadDimensionOperator(task_id="t", conn_id="wh", table="songs", sql="SELECT 1")
     with pytest.raises(RuntimeError, match="disk full"):
-        operator.execute(CONTEXT)
+        run(operator)
     assert conn.events == ["rollback", "close"]

@@ -1,4 +1,4 @@
-"""Unit tests for LoadFactOperator against a fake warehouse connection."""
+"""Unit tests for LoadFactOperator (an astro run_raw_sql task) against a fake warehouse."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from datetime import datetime
 import pendulum
 import psycopg2
 import pytest
+from astro.sql import RawSQLOperator
+from astro.table import Metadata, Table
 
 from operators.load_fact import LoadFactOperator
 from sparkify.sql import read_sql
@@ -26,49 +28,66 @@ CONTEXT = {
     "data_interval_end": pendulum.datetime(2018, 11, 6, tz="UTC"),
     "run_id": "scheduled__2018-11-05T00:00:00+00:00",
 }
+STAGED = Table(name="staging_events", conn_id="warehouse", metadata=Metadata(schema="public"))
 
 
-def warehouse(inserted: int = 42, fail_on: str | None = None) -> FakeConnection:
+def warehouse(total: int = 42, fail_on: str | None = None) -> FakeConnection:
     def respond(sql, params):
         if fail_on and sql.startswith(fail_on):
             raise psycopg2.errors.NotNullViolation('null value in column "start_time"')
-        if sql.endswith("LIMIT 0"):
-            return Result(description=[(c, None) for c in COLUMNS])
-        if sql.startswith("INSERT"):
-            return Result(rowcount=inserted)
+        if sql.startswith("SELECT COUNT(*)"):
+            return Result(rows=[(total,)])
         return Result(rowcount=3)
 
     return FakeConnection(FakeCursor(respond))
 
 
 def make_operator(**kwargs) -> LoadFactOperator:
+    kwargs.setdefault("tables", {"staged": STAGED})
+    kwargs.setdefault("sql", "SELECT * FROM {{ staged }};  \n")
     return LoadFactOperator(
-        task_id="load_songplays", conn_id="warehouse", table="songplays",
-        sql="SELECT * FROM staged;  \n", **kwargs,
-    )  # fmt: skip
+        task_id="load_songplays", conn_id="warehouse", table="songplays", **kwargs
+    )
 
 
-def test_template_fields():
-    assert LoadFactOperator.template_fields == ("sql",)
-    assert LoadFactOperator.template_ext == (".sql",)
+def run(operator: LoadFactOperator, context: dict = CONTEXT) -> Table:
+    """As Airflow runs a task: render its templated fields, then execute."""
+    operator.render_template_fields(context)
+    return operator.execute(context)
+
+
+def test_is_an_astro_run_raw_sql_task_with_table_arguments():
+    operator = make_operator()
+    assert isinstance(operator, RawSQLOperator)
+    assert LoadFactOperator.template_fields == ("sql", "op_kwargs")
+    assert operator.op_kwargs == {"staged": STAGED}
+    assert operator.outlets == []  # Datasets come from the quality checks
 
 
 def test_defaults():
     operator = make_operator()
-    assert (operator.interval_column, operator.schema) == ("start_time", "public")
+    assert (operator.interval_column, operator.schema, operator.columns) == (
+        "start_time", "public", COLUMNS,
+    )  # fmt: skip
 
 
-def test_replaces_the_interval_in_one_transaction(monkeypatch, caplog):
-    conn = warehouse(inserted=42)
+def test_sql_file_names_are_read_from_include_sql():
+    operator = make_operator(sql="songplays.sql")
+    assert operator.sql == read_sql("songplays")
+
+
+def test_replaces_the_interval_in_one_transaction_and_returns_the_table(monkeypatch, caplog):
+    conn = warehouse(total=42)
     asked = patch_postgres_hook(monkeypatch, conn)
     with caplog.at_level(logging.INFO):
-        inserted = make_operator().execute(CONTEXT)
+        loaded = run(make_operator())
 
-    assert inserted == 42
+    assert loaded == Table(
+        name="songplays", conn_id="warehouse", metadata=Metadata(schema="public")
+    )
     assert asked == ["warehouse"]
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
     assert conn.cursor_obj.executed == [
-        ("SELECT * FROM (SELECT * FROM staged) AS src LIMIT 0", PARAMS),
         (
             'DELETE FROM "public"."songplays" '
             'WHERE "start_time" >= %(interval_start)s AND "start_time" < %(interval_end)s',
@@ -76,56 +95,73 @@ def test_replaces_the_interval_in_one_transaction(monkeypatch, caplog):
         ),
         (
             f'INSERT INTO "public"."songplays" ({cols}) SELECT {cols} '
-            "FROM (SELECT * FROM staged) AS src",
+            'FROM (SELECT * FROM "public"."staging_events") AS src',
             PARAMS,
         ),
+        ('SELECT COUNT(*) FROM "public"."songplays"', None),
     ]
     assert conn.events == ["commit", "close"]
     assert (
-        'Loaded 42 rows into "public"."songplays" for 2018-11-05 00:00:00 to 2018-11-06 00:00:00'
+        "songplays: 42 rows after the load of 2018-11-05 00:00:00 to 2018-11-06 00:00:00"
         in caplog.text
     )
 
 
-def test_real_query_and_non_utc_interval(monkeypatch):
+def test_real_query_non_utc_interval_and_another_schema(monkeypatch):
     conn = warehouse()
     patch_postgres_hook(monkeypatch, conn)
     start = pendulum.datetime(2018, 11, 5, tz="America/New_York")
+    events = Table(name="staging_events", metadata=Metadata(schema="analytics"))
+    songs = Table(name="staging_songs", metadata=Metadata(schema="analytics"))
     operator = LoadFactOperator(
-        task_id="load", conn_id="warehouse", table="songplays", sql=read_sql("songplays"),
-        interval_column="start_time", schema="analytics",
+        task_id="load", conn_id="warehouse", table="songplays", sql="songplays.sql",
+        tables={"staging_events": events, "staging_songs": songs}, schema="analytics",
     )  # fmt: skip
-    operator.execute({"data_interval_start": start, "data_interval_end": start.add(days=1)})
+    run(operator, {"data_interval_start": start, "data_interval_end": start.add(days=1)})
 
-    probe, delete, insert = conn.cursor_obj.executed
-    assert probe[0] == f"SELECT * FROM ({read_sql('songplays')}) AS src LIMIT 0"
+    delete, insert, _ = conn.cursor_obj.executed
     assert delete[0].startswith('DELETE FROM "analytics"."songplays" WHERE')
-    assert insert[0].endswith(f"FROM ({read_sql('songplays')}) AS src")
+    assert 'FROM "analytics"."staging_events" e' in insert[0]
+    assert 'FROM "analytics"."staging_songs"' in insert[0]
+    assert "{{" not in insert[0]
     assert delete[1] == {
         "interval_start": datetime(2018, 11, 5, 5),
         "interval_end": datetime(2018, 11, 6, 5),
         "interval_start_ms": 1_541_394_000_000,
         "interval_end_ms": 1_541_480_400_000,
     }
-    assert probe[1] == delete[1] == insert[1]
+    assert delete[1] == insert[1]
 
 
 def test_failed_insert_rolls_back_the_delete(monkeypatch):
     conn = warehouse(fail_on="INSERT")
     patch_postgres_hook(monkeypatch, conn)
     with pytest.raises(psycopg2.errors.NotNullViolation):
-        make_operator().execute(CONTEXT)
-    assert [s.split()[0] for s in conn.cursor_obj.statements] == ["SELECT", "DELETE", "INSERT"]
+        run(make_operator())
+    assert [s.split()[0] for s in conn.cursor_obj.statements] == ["DELETE", "INSERT"]
     assert conn.events == ["rollback", "close"]
 
 
-def test_invalid_interval_column_fails_before_any_write(monkeypatch):
+def test_a_table_the_query_names_but_was_not_given_fails_before_any_write(monkeypatch):
     conn = warehouse()
-    patch_postgres_hook(monkeypatch, conn)
-    with pytest.raises(ValueError, match="not a valid SQL identifier"):
-        make_operator(interval_column="start_time; DROP TABLE users").execute(CONTEXT)
-    assert not any(s.startswith(("DELETE", "INSERT")) for s in conn.cursor_obj.statements)
-    assert conn.commits == 0
+    asked = patch_postgres_hook(monkeypatch, conn)
+    with pytest.raises(ValueError, match="names a table it was not given: 'staged'"):
+        run(make_operator(tables={}))
+    assert asked == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"interval_column": "start_time; DROP TABLE users"}, "not a valid SQL identifier"),
+        ({"table": "nope"}, "'nope' is not declared in include/sql/create_tables.sql"),
+        ({"tables": {"conn_id": STAGED}}, r"table argument names \['conn_id'\] are reserved"),
+    ],
+)
+def test_bad_arguments_fail_at_parse_time(kwargs, message):
+    arguments = {"task_id": "t", "conn_id": "wh", "table": "songplays", "sql": "SELECT 1", **kwargs}
+    with pytest.raises((ValueError, KeyError), match=message):
+        LoadFactOperator(**arguments)
 
 
 def test_empty_interval_is_refused_before_connecting(monkeypatch):
@@ -133,5 +169,5 @@ def test_empty_interval_is_refused_before_connecting(monkeypatch):
     asked = patch_postgres_hook(monkeypatch, conn)
     moment = pendulum.datetime(2018, 11, 5, tz="UTC")
     with pytest.raises(ValueError, match="empty data interval"):
-        make_operator().execute({"data_interval_start": moment, "data_interval_end": moment})
+        run(make_operator(), {"data_interval_start": moment, "data_interval_end": moment})
     assert asked == []

@@ -214,7 +214,7 @@ def test_the_dialect_argument_is_gone():
 
 def test_template_fields_render_the_file_the_table_and_the_key_template():
     assert StageToRedshiftOperator.template_fields == (
-        "input_file", "output_table", "key_template", "full_reload",
+        "input_file", "output_table", "key_template", "full_reload", "iam_role",
     )  # fmt: skip
     operator = make_operator(
         input_file=File("s3://{{ params.bucket }}/log_data/", conn_id="aws_conn"),
@@ -364,12 +364,12 @@ def expected_copy(key: str, credentials: str, region: str = "us-west-2") -> str:
 
 
 def test_redshift_copies_each_daily_key_with_the_iam_role(monkeypatch, caplog):
-    operator = make_operator()
+    operator = make_operator(iam_role=ROLE)
     monkeypatch.setattr(
         StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b"", DAY2: b""})
     )
     asked_connections = use_connections(
-        monkeypatch, "redshift", warehouse_extra={"iam_role": ROLE},
+        monkeypatch, "redshift",
         aws_extra={"region_name": "us-west-2"},
     )  # fmt: skip
     conn = FakeConnection(FakeCursor(copy_counts(120, 80)))
@@ -435,10 +435,13 @@ def test_redshift_with_access_keys_never_logs_them(monkeypatch, caplog):
 
 def test_redshift_explicit_region_and_options(monkeypatch):
     operator = make_operator(
-        region="eu-west-1", max_rejects=3, json_paths=f"s3://{BUCKET}/log_json_path.json"
+        iam_role=ROLE,
+        region="eu-west-1",
+        max_rejects=3,
+        json_paths=f"s3://{BUCKET}/log_json_path.json",
     )
     monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b""}))
-    asked = use_connections(monkeypatch, "redshift", warehouse_extra={"iam_role": ROLE})
+    asked = use_connections(monkeypatch, "redshift")
     conn = FakeConnection(FakeCursor(copy_counts(1)))
     patch_postgres_hook(monkeypatch, conn)
 
@@ -458,10 +461,10 @@ def test_redshift_explicit_region_and_options(monkeypatch):
 
 
 def test_redshift_whole_prefix_is_one_copy(monkeypatch):
-    operator = songs_operator()
+    operator = songs_operator(iam_role=ROLE)
     client = s3({"song_data/A/1.json": b"{}", "song_data/B/2.json": b"{}"})
     monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: client)
-    use_connections(monkeypatch, "redshift", warehouse_extra={"iam_role": ROLE})
+    use_connections(monkeypatch, "redshift")
     conn = FakeConnection(FakeCursor(copy_counts(2)))
     patch_postgres_hook(monkeypatch, conn)
 
@@ -472,10 +475,10 @@ def test_redshift_whole_prefix_is_one_copy(monkeypatch):
 
 
 def test_redshift_ignores_incremental_and_copies_the_whole_prefix(monkeypatch, caplog):
-    operator = songs_operator(incremental=True)
+    operator = songs_operator(iam_role=ROLE, incremental=True)
     client = s3({"song_data/A/1.json": b"{}", "song_data/B/2.json": b"{}"})
     monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: client)
-    use_connections(monkeypatch, "redshift", warehouse_extra={"iam_role": ROLE})
+    use_connections(monkeypatch, "redshift")
     conn = FakeConnection(FakeCursor(copy_counts(2)))
     patch_postgres_hook(monkeypatch, conn)
 
@@ -496,12 +499,12 @@ def test_incremental_runs_on_postgres():
 
 
 def test_missing_day_fails_before_touching_the_warehouse(monkeypatch):
-    use_connections(monkeypatch, "redshift", warehouse_extra={"iam_role": ROLE})
+    use_connections(monkeypatch, "redshift")
     monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b""}))
     conn = FakeConnection()
     asked = patch_postgres_hook(monkeypatch, conn)
     with pytest.raises(MissingObjectsError, match=f"s3://{BUCKET}/{DAY2}"):
-        make_operator().execute(context())
+        make_operator(iam_role=ROLE).execute(context())
     assert asked == []
     assert conn.cursor_obj.executed == []
 
@@ -512,11 +515,11 @@ def test_redshift_copy_error_rolls_back(monkeypatch):
             raise RuntimeError("Load into table 'staging_events' failed. Check 'stl_load_errors'")
 
     monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b""}))
-    use_connections(monkeypatch, "redshift", warehouse_extra={"iam_role": ROLE})
+    use_connections(monkeypatch, "redshift")
     conn = FakeConnection(FakeCursor(respond))
     patch_postgres_hook(monkeypatch, conn)
     with pytest.raises(RuntimeError, match="stl_load_errors"):
-        make_operator().execute(context(days=1))
+        make_operator(iam_role=ROLE).execute(context(days=1))
     assert conn.events == ["rollback", "close"]
 
 

@@ -187,18 +187,14 @@ def test_a_redshift_connection_takes_the_redshift_copy_path(s3, warehouse, monke
     assert table_rows(DB, "staging_songs", ["song_id"]) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=psycopg2.ProgrammingError,
-    reason="PostgresHook passes the extra's iam_role to libpq: "
-    'invalid dsn: invalid connection option "iam_role"',
-)
-def test_a_redshift_connection_with_an_iam_role_can_be_opened(s3, warehouse, monkeypatch):
+def test_the_iam_role_is_a_task_argument_not_a_connection_extra(s3, warehouse, monkeypatch):
+    """The role travels as IAM_ROLE in the COPY; the warehouse connection opens as it is."""
     run(operator("song_data/", "staging_songs"))
     before = table_rows(DB, "staging_songs", ["song_id"])
-    redshift_connection(monkeypatch, {"iam_role": "arn:aws:iam::123456789012:role/sparkifyTest"})
+    redshift_connection(monkeypatch)
+    role = "arn:aws:iam::123456789012:role/sparkifyTest"
     with pytest.raises(psycopg2.errors.SyntaxError, match='at or near "IAM_ROLE"'):
-        run(operator("song_data/", "staging_songs"))
+        run(operator("song_data/", "staging_songs", iam_role=role))
     assert table_rows(DB, "staging_songs", ["song_id"]) == before
 
 

@@ -16,6 +16,7 @@ from dev.sample_data import SampleSpec, generate
 from operators.load_dimension import LoadDimensionOperator
 from operators.load_fact import LoadFactOperator
 from sparkify.json_copy import copy_objects, table_columns
+from sparkify.tables import warehouse_table
 from tests.stack_support import connect, connection_environment, fresh_database, table_rows
 
 pytestmark = pytest.mark.stack
@@ -61,23 +62,30 @@ def stage_all_songs(folder: Path) -> None:
     stage(folder, "staging_songs", keys)
 
 
-def run(operator, start: datetime, end: datetime):
-    return operator.execute({"data_interval_start": start, "data_interval_end": end})
+def run(operator, start: datetime, end: datetime) -> int:
+    """Render and execute the task as Airflow does; returns the rows the table then holds."""
+    context = {"data_interval_start": start, "data_interval_end": end}
+    operator.render_template_fields(context)
+    loaded = operator.execute(context)
+    return len(table_rows(DB, loaded.name, [operator.columns[0]]))
 
 
 def fact() -> LoadFactOperator:
-    sql = (Path(__file__).resolve().parents[2] / "include/sql/songplays.sql").read_text()
-    return LoadFactOperator(task_id="fact", conn_id="sparkify_postgres", table="songplays", sql=sql)
+    return LoadFactOperator(
+        task_id="fact", conn_id="redshift", table="songplays", sql="songplays.sql",
+        tables={"staging_events": warehouse_table("staging_events"),
+                "staging_songs": warehouse_table("staging_songs")},
+    )  # fmt: skip
 
 
 def users(mode: str = "upsert") -> LoadDimensionOperator:
-    sql = (Path(__file__).resolve().parents[2] / "include/sql/users.sql").read_text()
     kwargs = (
         {"key_columns": ["user_id"], "version_column": "last_play_at"} if mode == "upsert" else {}
     )
     return LoadDimensionOperator(
-        task_id="users", conn_id="sparkify_postgres", table="users", sql=sql, mode=mode, **kwargs
-    )
+        task_id="users", conn_id="redshift", table="users", sql="users.sql",
+        tables={"staging_events": warehouse_table("staging_events")}, mode=mode, **kwargs,
+    )  # fmt: skip
 
 
 def plays(folder: Path, start: datetime, end: datetime) -> dict[tuple, dict]:
@@ -127,8 +135,10 @@ def test_rerun_after_a_bad_load_leaves_the_interval_intact(sample, warehouse):
     run(fact(), DAY1, DAY2)
     before = table_rows(DB, "songplays", ["songplay_id"])
     broken = LoadFactOperator(
-        task_id="broken", conn_id="sparkify_postgres", table="songplays",
-        sql="SELECT songplay_id, start_time, CAST('x' AS INTEGER) AS user_id FROM songplays",
+        task_id="broken", conn_id="redshift", table="songplays",
+        sql="SELECT songplay_id, start_time, CAST('x' AS INTEGER) AS user_id, level, song_id, "
+        "artist_id, session_id, location, user_agent FROM {{ songplays }}",
+        tables={"songplays": warehouse_table("songplays")},
     )  # fmt: skip
     with pytest.raises(Exception, match="invalid input syntax"):
         run(broken, DAY1, DAY2)
