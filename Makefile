@@ -87,6 +87,19 @@ browser:
 
 test: lint stack browser
 	@$(ENV) SPARKIFY_REQUIRE_STACK=1 python -m pytest
+	@$(MAKE) --no-print-directory astro-pytest astro-parse
+
+# `astro dev pytest` / `astro dev parse` reproduced without Docker (dev/astro_cli/astro_dev.py):
+# the build context of .dockerignore plus dags tests plugins include .astro in a temporary
+# /usr/local/airflow, only the image's ENV (none of this Makefile's), the venv's pytest.
+# ASTRO_ARGS are pytest's (as `astro dev pytest --args`).
+ASTRO_ARGS ?=
+.PHONY: astro-pytest astro-parse
+astro-pytest: venv
+	@$(VENV)/bin/python -m dev.astro_cli.astro_dev pytest $(if $(ASTRO_ARGS),-- $(ASTRO_ARGS))
+
+astro-parse: venv
+	@$(VENV)/bin/python -m dev.astro_cli.astro_dev parse
 
 stop:
 	@if [ -x $(VENV)/bin/python ]; then \
