@@ -276,6 +276,8 @@ class Image:
     home: Path  # stands in for /usr/local/airflow
     env: dict[str, str]
     python: Path
+    context_files: int = 0  # what `docker build .` sent
+    context_bytes: int = 0
 
     @property
     def pytest(self) -> Path:
@@ -316,13 +318,15 @@ def build_image(root: Path, dest: Path, venv: Path = VENV) -> Image:
     astro_home = dest / ASTRO_HOME.lstrip("/")
     home.mkdir(parents=True)
     astro_home.mkdir(parents=True)
-    for name in build_context(root).files:
+    context = build_context(root)
+    for name in context.files:
         _copy_entry(root / name, home / name)
     for folder in COPIED_FOLDERS:
         if (root / folder).is_dir():
             shutil.copytree(root / folder, home / folder, symlinks=True, dirs_exist_ok=True)
     env = image_environment(root, home, astro_home, venv)
-    return Image(home=home, env=env, python=venv / "bin" / "python")
+    python = venv / "bin" / "python"
+    return Image(home, env, python, len(context.files), context.size)
 
 
 @contextmanager
@@ -415,6 +419,8 @@ def run(
     with reproduced_image(root, keep=keep) as image:
         command = pytest_command(image, target, args, image.home.parents[2] / "reproduction")
         print(f"astro dev {kind}, reproduced: cd {image.home} && pytest {target}", flush=True)
+        size = f"{image.context_files} files, {image.context_bytes / 1e6:.2f} MB"
+        print(f"  build context: {size} (+ {', '.join(COPIED_FOLDERS)} copied)", flush=True)
         print("  image ENV: " + json.dumps(dict(sorted(image.env.items()))), flush=True)
         return subprocess.run(command, cwd=image.home, env=image.env, check=False).returncode
 
