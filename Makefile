@@ -29,6 +29,16 @@ help:
 	@echo "make bench  staging benchmark, 20-30 min (SCALE=full|small, QUICK=1, RUNS=, BACKFILL=0)"
 	@echo "make stop   stop Airflow, the local PostgreSQL and S3 API"
 
+# Recompile requirements.lock from requirements-dev.txt (which includes requirements.txt).
+# requirements-overrides.txt replaces astro-sdk-python 1.9.0's stale Flask-Session<0.6 cap
+# with what Airflow asks for (see its comments). The existing lock serves as preferences, so
+# only what the inputs force changes; `make lock UPGRADE=1` re-resolves to the newest.
+.PHONY: lock
+lock: venv
+	$(VENV)/bin/uv pip compile -q requirements-dev.txt --override requirements-overrides.txt \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+		$(if $(UPGRADE),--upgrade) -o requirements.lock
+
 venv: $(VENV)/.installed
 
 # uv installs the lock in seconds (pip takes ~70 s); `pip sync` makes the venv exactly the lock.
