@@ -351,10 +351,22 @@ def _requirement_names(path: Path) -> set[str]:
     return names
 
 
+def _dockerfile_installs(path: Path) -> set[str]:
+    """Packages the Dockerfile's own ``RUN pip install`` lines pin (e.g. astro-sdk, --no-deps)."""
+    runs = [line for line in path.read_text(encoding="utf-8").splitlines() if "pip install" in line]
+    return {
+        name.lower().replace("_", "-")
+        for line in runs
+        for name in re.findall(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==", line)
+    }
+
+
 def dev_only_modules(root: Path = PROJECT_ROOT) -> list[str]:
-    """Top-level modules of the packages only requirements-dev.txt asks for."""
+    """Top-level modules of the packages only requirements-dev.txt asks for (what the image
+    installs from requirements.txt or its Dockerfile's own pip lines is not dev-only)."""
     extra = _requirement_names(root / "requirements-dev.txt")
     extra -= _requirement_names(root / "requirements.txt") | IMAGE_PACKAGES
+    extra -= _dockerfile_installs(root / "Dockerfile")
     modules = {
         module
         for module, dists in metadata.packages_distributions().items()
