@@ -242,8 +242,8 @@ class FakePaginator:
 
 class FakeS3Client:
     """``get_paginator('list_objects_v2')`` in pages of ``page_size``, ``get_object``
-    returning botocore's real ``StreamingBody``, and ``meta.endpoint_url``. Thread-safe for
-    reads."""
+    returning botocore's real ``StreamingBody``, ``put_object`` (recorded in ``put_calls``
+    and stored), and ``meta.endpoint_url``. Thread-safe for reads."""
 
     def __init__(
         self,
@@ -251,10 +251,13 @@ class FakeS3Client:
         page_size: int = 2,
         list_error: Exception | None = None,
         endpoint_url: str = "https://s3.fake.amazonaws.com",
+        put_error: Exception | None = None,
     ) -> None:
         self.buckets = buckets
         self.page_size = page_size
         self.list_error = list_error  # raised by every listing, when set
+        self.put_error = put_error  # raised by every put_object, when set
+        self.put_calls: list[dict[str, Any]] = []
         self.meta = SimpleNamespace(endpoint_url=endpoint_url)
         self.list_calls: list[tuple[str, str]] = []
         self.get_calls: list[str] = []
@@ -264,6 +267,14 @@ class FakeS3Client:
     def get_paginator(self, name: str) -> FakePaginator:
         assert name == "list_objects_v2", name
         return FakePaginator(self)
+
+    def put_object(self, Bucket: str, Key: str, Body: bytes, **extra: Any) -> dict:
+        with self._lock:
+            self.put_calls.append({"Bucket": Bucket, "Key": Key, "Body": Body, **extra})
+        if self.put_error is not None:
+            raise self.put_error
+        self.buckets.setdefault(Bucket, {})[Key] = Body
+        return {"ETag": '"fake"'}
 
     def get_object(self, Bucket: str, Key: str) -> dict:
         data = self.buckets[Bucket][Key]
@@ -282,6 +293,47 @@ class ClosingBody(StreamingBody):
     def close(self) -> None:
         self.was_closed = True
         super().close()
+
+
+# ----------------------------------------------------------------------------- records
+# Source records in the sample data's shape (docs: sparkify-data-format), for staging tests.
+
+
+def play_event(**fields: object) -> dict:
+    """A NextSong event of 2018-11-01T00:00Z with ``fields`` replaced."""
+    record = {
+        "artist": "Beyoncé", "auth": "Logged In", "firstName": "Zoë", "gender": "F",
+        "itemInSession": 0, "lastName": "O'Hara", "length": 201.5, "level": "free",
+        "location": "Łódź, PL", "method": "PUT", "page": "NextSong",
+        "registration": 1540000000000.0, "sessionId": 7, "song": "Halo", "status": 200,
+        "ts": 1541030400000, "userAgent": '"Mozilla/5.0"', "userId": "42",
+    }  # fmt: skip
+    record.update(fields)
+    return record
+
+
+def logged_out_event(**fields: object) -> dict:
+    record = play_event(
+        auth="Logged Out", page="Home", userId="", firstName=None, lastName=None, gender=None,
+        registration=None, userAgent=None, artist=None, song=None, length=None,
+    )  # fmt: skip
+    record.update(fields)
+    return record
+
+
+def song_record(**fields: object) -> dict:
+    record = {
+        "num_songs": 1, "artist_id": "ARJIE2Y1187B994AB7", "artist_latitude": None,
+        "artist_longitude": None, "artist_location": "", "artist_name": "Line Renaud",
+        "song_id": "SOUPIRU12A6D4FA1E1", "title": "Der Kleine Dompfaff", "duration": 152.92036,
+        "year": 0,
+    }  # fmt: skip
+    record.update(fields)
+    return record
+
+
+def without(record: dict, key: str) -> dict:
+    return {k: v for k, v in record.items() if k != key}
 
 
 # ----------------------------------------------------------------------------- COPY text

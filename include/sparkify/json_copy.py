@@ -6,8 +6,10 @@ record is checked against the target table's columns, and the rows stream into a
 ``COPY ... FROM STDIN`` through a bounded queue, so memory does not grow with the input.
 
 Column ``c`` takes the JSON key whose lower-case form is ``c`` (``userId`` -> ``userid``),
-the mapping Redshift's ``FORMAT AS JSON 'auto ignorecase'`` uses, so both targets stage
-the same rows.
+the mapping Redshift's ``FORMAT AS JSON 'auto ignorecase'`` uses, and text lengths are
+measured as Redshift measures VARCHAR, in bytes of UTF-8, so both targets stage the same
+rows. The table's staging rules (``sparkify.staging_rules``) are applied to each record,
+and the plays they select are counted per object and UTC hour as the records enter.
 """
 
 from __future__ import annotations
@@ -19,9 +21,22 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from sparkify.sql import read_sql
+from sparkify.sql import read_sql, render_tables
+from sparkify.staging_rules import (  # noqa: F401 - re-exported: the loader's error types
+    REJECT_LINE_CHARS,
+    PlayTally,
+    RecordError,
+    Reject,
+    RejectCollector,
+    StagingError,
+    TableRules,
+    TooManyRejectsError,
+    hourly_plays,
+    nul_reason,
+    record_check,
+)
 
 INTEGER_BITS = {"smallint": 16, "integer": 32, "bigint": 64}
 INTEGER_TYPES = set(INTEGER_BITS)
@@ -38,23 +53,6 @@ CHUNK_BYTES = 1 << 20
 QUEUE_CHUNKS = 16
 
 
-class StagingError(ValueError):
-    """A record could not be staged; the message names the object and line."""
-
-
-class RecordError(StagingError):
-    """One bad record: ``where`` (object and line) and ``reason``, kept apart for rejects."""
-
-    def __init__(self, where: str, reason: str) -> None:
-        super().__init__(f"{where}: {reason}")
-        self.where = where
-        self.reason = reason
-
-
-class TooManyRejectsError(StagingError):
-    """More bad records than the load tolerates; the message names the first ones."""
-
-
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -64,57 +62,13 @@ class Column:
 
 
 @dataclass(frozen=True)
-class Reject:
-    """A record that was not staged, and why."""
-
-    source_key: str
-    line_number: int
-    reason: str
-    raw_line: str
-
-
-# A rejected line is kept whole up to this many characters (Redshift's VARCHAR maximum).
-REJECT_LINE_CHARS = 65535
-
-
-class RejectCollector:
-    """Collects bad records from worker threads; raises once there are too many.
-
-    :param max_rejects: how many bad records the load tolerates (like Redshift's MAXERROR);
-        one more raises ``TooManyRejectsError`` naming the first offenders.
-    """
-
-    def __init__(self, max_rejects: int) -> None:
-        if max_rejects < 0:
-            raise ValueError("max_rejects must be >= 0")
-        self.max_rejects = max_rejects
-        self._rejects: list[Reject] = []
-        self._lock = threading.Lock()
-
-    def add(self, key: str, line_number: int, error: RecordError, line: bytes | str) -> None:
-        raw = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-        reject = Reject(key, line_number, error.reason, raw[:REJECT_LINE_CHARS])
-        with self._lock:
-            self._rejects.append(reject)
-            too_many = len(self._rejects) > self.max_rejects
-        if too_many:
-            offenders = "; ".join(
-                f"{r.source_key} line {r.line_number}: {r.reason}" for r in self.rejects[:5]
-            )
-            raise TooManyRejectsError(
-                f"more than {self.max_rejects} bad record(s) (max_rejects); first: {offenders}"
-            )
-
-    @property
-    def rejects(self) -> list[Reject]:
-        with self._lock:
-            return sorted(self._rejects, key=lambda r: (r.source_key, r.line_number))
-
-
-@dataclass(frozen=True)
 class LoadResult:
+    """What a load staged: objects read, rows copied, and per object the distinct plays
+    per UTC hour (hour number since the epoch -> plays) when the rules count them."""
+
     objects: int
     rows: int
+    plays: dict[str, dict[int, int]] = field(default_factory=dict)
 
 
 def table_columns(cursor, schema: str, table: str) -> list[Column]:
@@ -127,6 +81,32 @@ def table_columns(cursor, schema: str, table: str) -> list[Column]:
     if unknown:
         raise StagingError(f"{schema}.{table}: unsupported staging column types {unknown}")
     return columns
+
+
+def ensure_source_key(cursor, schema: str, table: str, columns: list[Column]) -> list[Column]:
+    """``columns``, once ``source_key`` is added to a table the DDL declares with it.
+
+    A table created before the column was declared lacks it (CREATE TABLE IF NOT EXISTS
+    keeps an existing table as it is); the load adds it inside its transaction.
+
+    :param cursor: a cursor inside the load's transaction.
+    :param schema: the table's schema.
+    :param table: the staging table.
+    :param columns: its columns as ``table_columns`` read them.
+    """
+    from sparkify import ddl
+
+    if any(c.name == SOURCE_KEY_COLUMN for c in columns):
+        return columns
+    try:
+        declared = ddl.table_columns(table)
+    except KeyError:
+        return columns
+    if SOURCE_KEY_COLUMN not in declared:
+        return columns
+    statement = render_tables(read_sql("staging_add_source_key"), {"staging": (schema, table)})
+    cursor.execute(statement)
+    return [*columns, Column(SOURCE_KEY_COLUMN, "character varying", True, 1024)]
 
 
 def _escape(text: str) -> str:
@@ -176,6 +156,9 @@ def _converter(column: Column) -> Callable[[object], str]:
         return to_float
 
     max_length = column.max_length
+    # Below this many characters a text fits whatever it holds (UTF-8 takes at most 4
+    # bytes per character), so only longer non-ASCII texts are encoded to be measured.
+    sure_fit = (max_length or 0) // 4
 
     def to_text(value: object) -> str:
         if type(value) is str:
@@ -186,11 +169,14 @@ def _converter(column: Column) -> Callable[[object], str]:
             text = "true" if value else "false"
         else:
             text = str(value)
-        if max_length is not None and len(text) > max_length:
-            raise TypeError(
-                f"{column.name} is {len(text):,} characters, "
-                f"longer than the column's {max_length:,}"
-            )
+        if max_length is not None and len(text) > sure_fit:
+            # Redshift's VARCHAR(n) holds n bytes: measure as it does, on both targets.
+            size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+            if size > max_length:
+                raise TypeError(
+                    f"{column.name} is {size:,} bytes of UTF-8, "
+                    f"longer than the column's {max_length:,}"
+                )
         return _escape(text)
 
     return to_text
@@ -199,6 +185,7 @@ def _converter(column: Column) -> Callable[[object], str]:
 # A staging column of this name records which object each row came from (it is not read
 # from the JSON): incremental loads replace the rows of changed objects by it.
 SOURCE_KEY_COLUMN = "source_key"
+NULL_TEXT = "\\N"  # COPY text's NULL
 
 
 class RowEncoder:
@@ -206,12 +193,20 @@ class RowEncoder:
 
     Lines of one source share their keys' spelling and order, so the mapping from JSON
     keys to columns is worked out once per distinct key tuple and reused.
+
+    :param columns: the target table's columns, in COPY order.
+    :param rules: the table's staging rules (checked on each record, and its plays
+        counted), or None for types only. A NUL character is refused in any text either way.
     """
 
-    def __init__(self, columns: Sequence[Column]) -> None:
+    def __init__(self, columns: Sequence[Column], rules: TableRules | None = None) -> None:
         self.columns = list(columns)
         self._converters = [(c.name, c.nullable, _converter(c)) for c in self.columns]
         self._plans: dict[tuple[str, ...], list[tuple[str | None, str, bool, Callable]]] = {}
+        names = [c.name for c in self.columns]
+        self._text = [(n, c.name) for n, c in enumerate(self.columns) if c.data_type in TEXT_TYPES]
+        self._check = record_check(rules, names, NULL_TEXT) if rules else None
+        self.counts_plays = rules is not None and rules.plays is not None
 
     def _plan(self, keys: tuple[str, ...]) -> list[tuple[str | None, str, bool, Callable]]:
         """Per column: the JSON key feeding it (None: absent), its name, nullability, converter."""
@@ -225,7 +220,21 @@ class RowEncoder:
             self._plans[keys] = plan
         return plan
 
-    def encode(self, line: bytes | str, where: str, source_key: str | None = None) -> str:
+    def encode(
+        self,
+        line: bytes | str,
+        where: str,
+        source_key: str | None = None,
+        plays: PlayTally | None = None,
+    ) -> str:
+        """One JSON line as one line of COPY text, or ``RecordError`` saying why not.
+
+        :param line: the JSON text of one record.
+        :param where: the record's object and line, for the error.
+        :param source_key: what the ``source_key`` column (if any) holds.
+        :param plays: the object's plays so far; an accepted record the rules count is
+            added to it (see ``staging_rules.record_check``).
+        """
         try:
             record = _loads(line)
         except ValueError as exc:
@@ -251,7 +260,16 @@ class RowEncoder:
                 fields.append(convert(value))
             except TypeError as exc:
                 raise RecordError(where, str(exc)) from None
-        return "\t".join(fields) + "\n"
+        text = "\t".join(fields) + "\n"
+        # One search for a single character (memchr) covers every field at once.
+        if "\x00" in text:
+            name = next(name for at, name in self._text if "\x00" in fields[at])
+            raise RecordError(where, nul_reason(name))
+        if self._check is not None:
+            reason = self._check(fields, plays)
+            if reason is not None:
+                raise RecordError(where, reason)
+        return text
 
 
 def encode_object(
@@ -259,17 +277,23 @@ def encode_object(
     lines: Iterable[bytes],
     encoder: RowEncoder,
     rejects: RejectCollector | None = None,
+    plays: PlayTally | None = None,
 ) -> Iterator[str]:
     """COPY text lines for one object's JSON lines; blank lines are skipped.
 
-    A bad record raises ``RecordError``, or, given ``rejects``, is set aside there.
+    :param key: the object's key (``source_key``, and where a bad record is).
+    :param lines: its lines.
+    :param encoder: the table's encoder.
+    :param rejects: where bad records are set aside; without it the first one raises
+        ``RecordError``.
+    :param plays: the object's plays, collected as records are accepted.
     """
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             # ``where`` is only spelled out for a bad record: most lines never need it.
-            yield encoder.encode(line, "", key)
+            yield encoder.encode(line, "", key, plays)
         except RecordError as error:
             error = RecordError(f"{key} line {number}", error.reason)
             if rejects is None:
@@ -309,18 +333,27 @@ def copy_objects(
     read_lines: Callable[[str], Iterable[bytes]],
     max_workers: int = 32,
     rejects: RejectCollector | None = None,
+    rules: TableRules | None = None,
 ) -> LoadResult:
     """COPY every JSON line of ``keys`` into ``table_sql``; returns the counts.
 
-    ``read_lines(key)`` fetches one object and yields its lines (it runs in worker
-    threads). Without ``rejects`` the first bad record stops the load with a
-    ``StagingError``; with it, bad records are collected until there are more than it
-    tolerates. When the load stops, the caller's transaction rolls back, so nothing
-    half-loaded is left.
+    Without ``rejects`` the first bad record stops the load with a ``StagingError``; with
+    it, bad records are collected until there are more than it tolerates. When the load
+    stops, the caller's transaction rolls back, so nothing half-loaded is left.
+
+    :param cursor: a psycopg2 cursor inside the caller's transaction.
+    :param table_sql: the validated, quoted target table.
+    :param columns: its columns (``table_columns``).
+    :param keys: the objects to load.
+    :param read_lines: fetches one object and yields its lines (runs in worker threads).
+    :param max_workers: objects fetched and encoded at once.
+    :param rejects: where bad records go (see above).
+    :param rules: the table's staging rules; when they count plays, the result has them.
     """
-    encoder = RowEncoder(columns)
+    encoder = RowEncoder(columns, rules)
     chunks: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
     rows = 0
+    plays: dict[str, dict[int, int]] = {}
     rows_lock = threading.Lock()
     failure: list[BaseException] = []
     stop = threading.Event()
@@ -331,7 +364,8 @@ def copy_objects(
             return
         buffer: list[str] = []
         size = count = 0
-        for text in encode_object(key, read_lines(key), encoder, rejects):
+        tally: PlayTally | None = {} if encoder.counts_plays else None
+        for text in encode_object(key, read_lines(key), encoder, rejects, tally):
             buffer.append(text)
             size += len(text)
             count += 1
@@ -342,8 +376,11 @@ def copy_objects(
                     return
         if buffer:
             chunks.put("".join(buffer).encode())
+        hourly = None if tally is None else hourly_plays(tally)
         with rows_lock:
             rows += count
+            if hourly is not None:
+                plays[key] = hourly
 
     def produce() -> None:
         try:
@@ -381,4 +418,4 @@ def copy_objects(
         producer.join()
     if failure:
         raise failure[0]
-    return LoadResult(objects=len(keys), rows=rows)
+    return LoadResult(objects=len(keys), rows=rows, plays=plays)

@@ -37,10 +37,14 @@ class StageToRedshiftOperator(LoadFileOperator):
     An astro ``load_file`` task: a ``File`` in, the ``Table`` out (returned through XCom
     for the tasks that read it), with this project's load paths in place of astro's
     pandas round trip. The path follows the warehouse connection's type, read at run
-    time: on Redshift a native ``COPY ... FORMAT AS JSON`` runs inside the cluster; on
-    PostgreSQL the objects are fetched concurrently and streamed into one
-    ``COPY ... FROM STDIN``. Either way the table is emptied and loaded in one
-    transaction: a failed load leaves the previous contents.
+    time: on Redshift native ``COPY ... MANIFEST FORMAT AS JSON`` statements of the exact
+    keys run inside the cluster (``sparkify.redshift_copy``); on PostgreSQL the objects are
+    fetched concurrently and streamed into one ``COPY ... FROM STDIN``
+    (``sparkify.json_copy``). Either way the table is emptied and loaded in one
+    transaction (a failed load leaves the previous contents), the records the table's
+    staging rules refuse (``sparkify.staging_rules``) and those of the wrong shape go to
+    ``rejects_table`` with object, line and reason, and the events' plays are counted
+    per object and UTC hour into ``counts_table``.
 
     :param input_file: astro ``File`` naming the S3 prefix (``s3://bucket/log_data/``) and,
         as its ``conn_id``, the AWS connection. Templated.
@@ -59,14 +63,19 @@ class StageToRedshiftOperator(LoadFileOperator):
         the bucket (``IAM_ROLE``); empty or ``None`` uses the AWS connection's keys
         (``CREDENTIALS``). Kept out of the warehouse connection's extra, which the hooks
         pass on to the database driver. Templated.
-    :param max_rejects: bad records tolerated before the load fails (default 0). On
-        PostgreSQL each one (malformed JSON, a wrong type, a missing required field, a
-        value too long) is set aside in ``rejects_table`` with its object, line, reason
-        and raw text while the good rows load; one more than this fails the task naming
-        the first offenders. On Redshift it is COPY's ``MAXERROR``, which counts per COPY
-        statement, i.e. per daily file (rejects land in ``STL_LOAD_ERRORS``).
-    :param rejects_table: table of set-aside records (PostgreSQL path), in the schema of
-        ``output_table``.
+    :param max_rejects: bad records tolerated over the whole load before it fails
+        (default 0). Each one (malformed JSON, a wrong type, a missing required field, a
+        value too long in bytes of UTF-8, a NUL character, a broken staging rule) is set
+        aside in ``rejects_table`` with its object, line, reason and raw text while the
+        good rows load; one more than this fails the task naming the first offenders, and
+        nothing of the load is kept. On Redshift it is also each COPY's ``MAXERROR``; the
+        rows a COPY skipped are read back from ``STL_LOAD_ERRORS`` (provisioned) or
+        ``SYS_LOAD_ERROR_DETAIL`` (Serverless: the warehouse connection's extra
+        ``"redshift-serverless": true`` or its host says so), and a row a rule refuses
+        after the COPY has no line number.
+    :param rejects_table: table of set-aside records, in the schema of ``output_table``.
+    :param counts_table: where the plays of each staged object are counted per UTC hour
+        (tables whose rules count plays: ``staging_events``), in the same schema.
     :param incremental: whole prefix only, PostgreSQL path (on Redshift the prefix is
         copied in-cluster every run): read just the objects that are
         new or changed (by ETag) since the last successful load, drop the rows of changed
@@ -96,6 +105,7 @@ class StageToRedshiftOperator(LoadFileOperator):
         iam_role: str | None = None,
         max_rejects: int = 0,
         rejects_table: str = "staging_rejects",
+        counts_table: str = "staging_counts",
         incremental: bool = False,
         full_reload: bool | str = False,
         manifest_table: str = "staging_manifest",
@@ -120,6 +130,7 @@ class StageToRedshiftOperator(LoadFileOperator):
             raise ValueError(f"max_rejects must be a non-negative integer, not {max_rejects!r}")
         self.max_rejects = max_rejects
         self.rejects_table = rejects_table
+        self.counts_table = counts_table
         if incremental and key_template is not None:
             raise ValueError("incremental staging reads a whole prefix: it takes no key_template")
         self.incremental = incremental
@@ -208,7 +219,9 @@ class StageToRedshiftOperator(LoadFileOperator):
             if not keys:
                 rows = 0
             elif self.dialect == "redshift":
-                rows = self._copy_on_redshift(cursor, table, bucket, keys)
+                rows = self._copy_on_redshift(
+                    cursor, table, client, bucket, keys, context["run_id"]
+                )
             else:
                 rows = self._copy_on_postgres(
                     cursor, table, client, bucket, keys, context["run_id"]
@@ -277,31 +290,31 @@ class StageToRedshiftOperator(LoadFileOperator):
     def _copy_on_postgres(
         self, cursor: Any, table: str, client: Any, bucket: str, keys: list[str], run_id: str
     ) -> int:
+        from sparkify import staging_rules
         from sparkify.json_copy import (
             RejectCollector,
             StagingError,
             copy_objects,
+            ensure_source_key,
             table_columns,
         )
 
-        columns = table_columns(cursor, self.schema, self.output_table.name)
+        name = self.output_table.name
+        columns = table_columns(cursor, self.schema, name)
+        columns = ensure_source_key(cursor, self.schema, name, columns)
         rejects = RejectCollector(self.max_rejects)
         try:
             result = copy_objects(
                 cursor, table, columns, keys, line_reader(client, bucket), self.max_workers,
-                rejects=rejects,
+                rejects=rejects, rules=staging_rules.rules_for(self.output_table.name),
             )  # fmt: skip
         except StagingError as exc:
             raise AirflowException(
                 f"staging s3://{bucket}/ into {table} failed, nothing was loaded: {exc}"
             ) from exc
         self._record_rejects(cursor, run_id, rejects.rejects)
-        if rejects.rejects:
-            self.log.warning(
-                "Set aside %s bad record(s) in %s, first: %s line %s: %s",
-                len(rejects.rejects), self.rejects_table, rejects.rejects[0].source_key,
-                rejects.rejects[0].line_number, rejects.rejects[0].reason,
-            )  # fmt: skip
+        if result.plays:
+            self._record_counts(cursor, run_id, keys, result.plays)
         return result.rows
 
     def _record_rejects(self, cursor: Any, run_id: str, rejects: list) -> None:
@@ -311,37 +324,74 @@ class StageToRedshiftOperator(LoadFileOperator):
             sql.delete_run_rejects(rejects_table),
             {"run_id": run_id, "table_name": self.output_table.name},
         )
-        if rejects:
-            now = datetime.now(UTC).replace(tzinfo=None)
-            cursor.executemany(
-                sql.insert_reject(rejects_table),
-                [
-                    (run_id, self.output_table.name, r.source_key, r.line_number,
-                     r.reason[:1024], r.raw_line, now)
-                    for r in rejects
-                ],
-            )  # fmt: skip
+        if not rejects:
+            return
+        now = datetime.now(UTC).replace(tzinfo=None)
+        cursor.executemany(
+            sql.insert_reject(rejects_table),
+            [
+                (run_id, self.output_table.name, r.source_key, r.line_number,
+                 r.reason[:1024], r.raw_line, now)
+                for r in rejects
+            ],
+        )  # fmt: skip
+        first = rejects[0]
+        line = "" if first.line_number is None else f" line {first.line_number}"
+        self.log.warning(
+            "Set aside %s bad record(s) in %s, first: %s%s: %s",
+            len(rejects), self.rejects_table, first.source_key, line, first.reason,
+        )  # fmt: skip
 
-    def _copy_on_redshift(self, cursor: Any, table: str, bucket: str, keys: list[str]) -> int:
-        credentials = self._redshift_credentials()
-        whole_prefix = self.key_template is None
-        _, prefix = parse_s3_url(self.input_file.path)
-        sources = [prefix] if whole_prefix else keys
-        rows = 0
-        for source in sources:
-            statement = sql.redshift_copy(
-                table=table,
-                s3_url=f"s3://{bucket}/{source}",
-                credentials=credentials,
-                json_paths=self.json_paths,
-                region=self.region or self._aws_region(),
-                max_errors=self.max_rejects,
+    def _record_counts(
+        self, cursor: Any, run_id: str, keys: list[str], plays: dict[str, dict[int, int]]
+    ) -> None:
+        """Replace the play counts of the objects just loaded (PostgreSQL path)."""
+        from sparkify.staging_rules import hour_start
+
+        counts_table = sql.qualified(self.schema, self.counts_table)
+        name = self.output_table.name
+        for key in keys:
+            cursor.execute(
+                sql.delete_object_counts(counts_table), {"table_name": name, "source_key": key}
             )
-            self.log.info("Running: %s", statement.replace(credentials, "<credentials>"))
-            cursor.execute(statement)
-            cursor.execute("SELECT pg_last_copy_count()")
-            rows += cursor.fetchone()[0]
-        return rows
+        now = datetime.now(UTC).replace(tzinfo=None)
+        rows = [
+            (name, key, hour_start(hour), count, run_id, now)
+            for key in keys
+            for hour, count in plays.get(key, {}).items()
+        ]
+        if rows:
+            cursor.executemany(sql.insert_counts(counts_table), rows)
+
+    def _copy_on_redshift(
+        self, cursor: Any, table: str, client: Any, bucket: str, keys: list[str], run_id: str
+    ) -> int:
+        from airflow.hooks.base import BaseHook
+
+        from sparkify import redshift_copy
+        from sparkify.staging_rules import TooManyRejectsError
+
+        warehouse = BaseHook.get_connection(self.output_table.conn_id)
+        settings = redshift_copy.RedshiftStaging(
+            schema=self.schema,
+            table_name=self.output_table.name,
+            bucket=bucket,
+            credentials=self._redshift_credentials(),
+            run_id=run_id,
+            json_paths=self.json_paths,
+            region=self.region or self._aws_region(),
+            max_rejects=self.max_rejects,
+            errors_view=redshift_copy.load_errors_view(warehouse.host, warehouse.extra_dejson),
+            counts_table=self.counts_table,
+        )
+        try:
+            load = redshift_copy.stage(cursor, client, settings, keys)
+        except TooManyRejectsError as exc:
+            raise AirflowException(
+                f"staging s3://{bucket}/ into {table} failed, nothing was loaded: {exc}"
+            ) from exc
+        self._record_rejects(cursor, run_id, load.rejects)
+        return load.rows
 
     def _aws_region(self) -> str | None:
         from airflow.hooks.base import BaseHook

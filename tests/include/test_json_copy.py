@@ -185,10 +185,11 @@ def test_record_error_keeps_where_and_reason_apart():
 GENDER = [Column("gender", "character varying", True, 8), Column("ts", "bigint", False)]
 
 
-def test_text_up_to_the_column_length_is_accepted_counting_characters():
+def test_text_up_to_the_column_length_is_accepted_counting_bytes_as_redshift_does():
     assert encode({"gender": "x" * 8, "ts": 1}, GENDER) == "xxxxxxxx\t1\n"
-    # 8 characters, 16 bytes in UTF-8: PostgreSQL's VARCHAR(8) counts characters.
-    assert encode({"gender": "é" * 8, "ts": 1}, GENDER) == "éééééééé\t1\n"
+    # 4 characters, 8 bytes of UTF-8: fits Redshift's VARCHAR(8), so it is staged here too
+    assert encode({"gender": "é" * 4, "ts": 1}, GENDER) == "éééé\t1\n"
+    assert encode({"gender": "😀😀", "ts": 1}, GENDER) == "😀😀\t1\n"  # 2 x 4 bytes
     # escaping happens after the length check: 3 characters, 4 in COPY text
     short = [Column("gender", "text", True, 3), *GENDER[1:]]
     assert encode({"gender": "a\tb", "ts": 1}, short) == "a\\tb\t1\n"
@@ -197,10 +198,42 @@ def test_text_up_to_the_column_length_is_accepted_counting_characters():
 def test_text_longer_than_the_column_is_a_RecordError():
     with pytest.raises(RecordError) as info:
         encode({"gender": "x" * 1234, "ts": 1}, GENDER, where="k.json line 9")
-    assert info.value.reason == "gender is 1,234 characters, longer than the column's 8"
-    # nested JSON is measured as the text stored: '["abcde"]' is 9 characters
-    with pytest.raises(RecordError, match=r"^k.json line 1: gender is 9 characters"):
+    assert info.value.reason == "gender is 1,234 bytes of UTF-8, longer than the column's 8"
+    # 5 characters, 10 bytes: PostgreSQL's VARCHAR(8) would take it, Redshift's would not
+    with pytest.raises(RecordError) as info:
+        encode({"gender": "é" * 5, "ts": 1}, GENDER)
+    assert info.value.reason == "gender is 10 bytes of UTF-8, longer than the column's 8"
+    # nested JSON is measured as the text stored: '["abcde"]' is 9 bytes
+    with pytest.raises(RecordError, match=r"^k.json line 1: gender is 9 bytes of UTF-8"):
         encode({"gender": ["abcde"], "ts": 1}, GENDER)
+
+
+ARTIST_256 = [Column("artist", "character varying", True, 256), Column("ts", "bigint", False)]
+
+
+def test_a_300_byte_artist_name_under_256_characters_does_not_fit_varchar_256():
+    name = "Björk & " + "東京事変" * 24 + "東"  # 105 characters, 300 bytes
+    assert (len(name), len(name.encode())) == (105, 300)
+    with pytest.raises(RecordError) as info:
+        encode({"artist": name, "ts": 1}, ARTIST_256)
+    assert info.value.reason == "artist is 300 bytes of UTF-8, longer than the column's 256"
+    fits = "é" * 128  # 256 bytes exactly
+    assert encode({"artist": fits, "ts": 1}, ARTIST_256) == fits + "\t1\n"
+
+
+def test_nul_characters_are_refused_in_any_text_field():
+    with pytest.raises(RecordError) as info:
+        encode('{"ts": 1, "page": "Next\\u0000Song"}', where="k.json line 4")
+    assert str(info.value) == (
+        "k.json line 4: page holds a NUL character (\\u0000), which the warehouse cannot store"
+    )
+    # inside nested JSON the NUL stays escaped text, which any database stores
+    nested = encode('{"ts": 1, "artist": {"a": "x\\u0000y"}}')
+    assert nested.split("\t")[0] == '{"a": "x\\\\u0000y"}'
+    # an escaped backslash before "u0000" is the six characters \u0000, not a NUL
+    assert encode('{"ts": 1, "artist": "a\\\\u0000"}').split("\t")[0] == "a\\\\u0000"
+    # a NUL in a key no column takes never reaches the database
+    assert encode('{"ts": 1, "other": "\\u0000"}') == "\\N\t\\N\t\\N\t\\N\t1\t\\N\n"
 
 
 def test_encode_object_skips_blank_lines_but_counts_them_in_line_numbers():

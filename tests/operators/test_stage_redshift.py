@@ -19,7 +19,6 @@ from airflow.models.xcom import BaseXCom
 from astro.files import File
 from astro.sql import LoadFileOperator
 from astro.table import Metadata, Table
-from botocore.credentials import ReadOnlyCredentials
 
 from operators.stage_redshift import StageToRedshiftOperator
 from sparkify.config import LOG_KEY_TEMPLATE
@@ -58,9 +57,14 @@ STAGING_EVENTS = [
     ("sessionid", "integer", True, None), ("song", "character varying", True, 1024),
     ("status", "integer", True, None), ("ts", "bigint", False, None),
     ("useragent", "character varying", True, 1024), ("userid", "character varying", True, 32),
+    ("source_key", "character varying", True, 1024),
 ]  # fmt: skip
 RUN_ID = "scheduled__2018-11-05T00:00:00+00:00"
 REJECTS = '"public"."staging_rejects"'
+DELETE_COUNTS = (
+    'DELETE FROM "public"."staging_counts" '
+    "WHERE table_name = %(table_name)s AND source_key = %(source_key)s"
+)
 DELETE_REJECTS = (
     f"DELETE FROM {REJECTS} WHERE run_id = %(run_id)s AND table_name = %(table_name)s",
     {"run_id": RUN_ID, "table_name": "staging_events"},
@@ -310,22 +314,8 @@ def test_plan_keys_empty_prefix_raises():
     assert str(info.value) == f"no .json objects under s3://{BUCKET}/song_data/: nothing to stage"
 
 
-# ----------------------------------------------------------------------------- Redshift path
-
-
-WHOLE_PREFIX_STATEMENTS = [
-    'DELETE FROM "public"."staging_songs"',
-    (
-        'COPY "public"."staging_songs"\n'
-        f"FROM 's3://{BUCKET}/song_data/'\n"
-        f"IAM_ROLE '{ROLE}'\n"
-        "FORMAT AS JSON 'auto ignorecase'\n"
-        "TIMEFORMAT 'epochmillisecs'\n"
-        "MAXERROR 0\n"
-        "COMPUPDATE OFF STATUPDATE OFF"
-    ),
-    "SELECT pg_last_copy_count()",
-]
+# ----------------------------------------------------------------------------- both paths
+# (the Redshift path's own tests: test_stage_redshift_redshift_path.py)
 
 
 def songs_operator(**kwargs) -> StageToRedshiftOperator:
@@ -337,161 +327,6 @@ def songs_operator(**kwargs) -> StageToRedshiftOperator:
         key_template=None,
         **kwargs,
     )
-
-
-def copy_counts(*counts: int):
-    remaining = list(counts)
-
-    def respond(sql, params):
-        if sql == "SELECT pg_last_copy_count()":
-            return Result(rows=[(remaining.pop(0),)])
-        return None
-
-    return respond
-
-
-def expected_copy(key: str, credentials: str, region: str = "us-west-2") -> str:
-    return (
-        f"COPY {TABLE}\n"
-        f"FROM 's3://{BUCKET}/{key}'\n"
-        f"{credentials}\n"
-        "FORMAT AS JSON 'auto ignorecase'\n"
-        f"REGION '{region}'\n"
-        "TIMEFORMAT 'epochmillisecs'\n"
-        "MAXERROR 0\n"
-        "COMPUPDATE OFF STATUPDATE OFF"
-    )
-
-
-def test_redshift_copies_each_daily_key_with_the_iam_role(monkeypatch, caplog):
-    operator = make_operator(iam_role=ROLE)
-    monkeypatch.setattr(
-        StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b"", DAY2: b""})
-    )
-    asked_connections = use_connections(
-        monkeypatch, "redshift",
-        aws_extra={"region_name": "us-west-2"},
-    )  # fmt: skip
-    conn = FakeConnection(FakeCursor(copy_counts(120, 80)))
-    asked_hooks = patch_postgres_hook(monkeypatch, conn)
-
-    with caplog.at_level(logging.INFO):
-        result = operator.execute(context())
-
-    assert result is operator.output_table
-    assert asked_hooks == ["warehouse"]
-    assert "warehouse" in asked_connections and "aws_conn" in asked_connections
-    role = f"IAM_ROLE '{ROLE}'"
-    assert conn.cursor_obj.executed == [
-        (f"DELETE FROM {TABLE}", None),
-        (expected_copy(DAY1, role), None),
-        ("SELECT pg_last_copy_count()", None),
-        (expected_copy(DAY2, role), None),
-        ("SELECT pg_last_copy_count()", None),
-    ]
-    assert conn.events == ["commit", "close"]
-
-    log_text = caplog.text
-    assert ROLE not in log_text
-    assert "sparkifySecretRole" not in log_text
-    assert f"FROM 's3://{BUCKET}/{DAY1}'\n<credentials>\nFORMAT AS JSON" in log_text
-    assert f"Staged 200 rows from 2 object(s) of s3://{BUCKET} into {TABLE}" in log_text
-
-
-def test_redshift_with_access_keys_never_logs_them(monkeypatch, caplog):
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY"
-    asked: list[str] = []
-
-    def get_credentials(self, region_name=None):
-        asked.append(self.aws_conn_id)
-        return ReadOnlyCredentials("AKIAFAKEACCESSKEY", secret, "FwoGZXIvYXdzSESSIONTOKEN")
-
-    monkeypatch.setattr(S3Hook, "get_credentials", get_credentials)
-    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b""}))
-    use_connections(monkeypatch, "redshift", aws_extra={"region_name": "us-east-1"})
-    conn = FakeConnection(FakeCursor(copy_counts(7)))
-    patch_postgres_hook(monkeypatch, conn)
-
-    with caplog.at_level(logging.DEBUG):
-        make_operator().execute(context(days=1))
-
-    credentials = (
-        "CREDENTIALS 'aws_access_key_id=AKIAFAKEACCESSKEY;"
-        f"aws_secret_access_key={secret};token=FwoGZXIvYXdzSESSIONTOKEN'"
-    )
-    assert asked == ["aws_conn"]
-    assert conn.cursor_obj.statements[1] == expected_copy(DAY1, credentials, region="us-east-1")
-    for leaked in (
-        secret,
-        "AKIAFAKEACCESSKEY",
-        "FwoGZXIvYXdzSESSIONTOKEN",
-        "aws_secret_access_key",
-    ):
-        assert leaked not in caplog.text
-    assert "<credentials>" in caplog.text
-
-
-def test_redshift_explicit_region_and_options(monkeypatch):
-    operator = make_operator(
-        iam_role=ROLE,
-        region="eu-west-1",
-        max_rejects=3,
-        json_paths=f"s3://{BUCKET}/log_json_path.json",
-    )
-    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b""}))
-    asked = use_connections(monkeypatch, "redshift")
-    conn = FakeConnection(FakeCursor(copy_counts(1)))
-    patch_postgres_hook(monkeypatch, conn)
-
-    operator.execute(context(days=1))
-
-    assert "aws_conn" not in asked  # the region is not looked up when given
-    assert conn.cursor_obj.statements[1] == (
-        f"COPY {TABLE}\n"
-        f"FROM 's3://{BUCKET}/{DAY1}'\n"
-        f"IAM_ROLE '{ROLE}'\n"
-        f"FORMAT AS JSON 's3://{BUCKET}/log_json_path.json'\n"
-        "REGION 'eu-west-1'\n"
-        "TIMEFORMAT 'epochmillisecs'\n"
-        "MAXERROR 3\n"
-        "COMPUPDATE OFF STATUPDATE OFF"
-    )
-
-
-def test_redshift_whole_prefix_is_one_copy(monkeypatch):
-    operator = songs_operator(iam_role=ROLE)
-    client = s3({"song_data/A/1.json": b"{}", "song_data/B/2.json": b"{}"})
-    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: client)
-    use_connections(monkeypatch, "redshift")
-    conn = FakeConnection(FakeCursor(copy_counts(2)))
-    patch_postgres_hook(monkeypatch, conn)
-
-    operator.execute(context())
-
-    assert conn.cursor_obj.statements == WHOLE_PREFIX_STATEMENTS
-    assert conn.events == ["commit", "close"]
-
-
-def test_redshift_ignores_incremental_and_copies_the_whole_prefix(monkeypatch, caplog):
-    operator = songs_operator(iam_role=ROLE, incremental=True)
-    client = s3({"song_data/A/1.json": b"{}", "song_data/B/2.json": b"{}"})
-    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: client)
-    use_connections(monkeypatch, "redshift")
-    conn = FakeConnection(FakeCursor(copy_counts(2)))
-    patch_postgres_hook(monkeypatch, conn)
-
-    assert (operator.incremental, operator.incremental_run) == (True, False)
-    with caplog.at_level(logging.INFO):
-        operator.execute(context())
-
-    # No manifest is read or written: the same statements as a plain whole-prefix load.
-    assert conn.cursor_obj.statements == WHOLE_PREFIX_STATEMENTS
-    assert conn.cursor_obj.executemany_calls == []
-    assert conn.events == ["commit", "close"]
-    assert "Incremental load" not in caplog.text
-    assert f"Staged 2 rows from 2 object(s) of s3://{BUCKET} into " in caplog.text
 
 
 def test_incremental_runs_on_postgres():
@@ -507,20 +342,6 @@ def test_missing_day_fails_before_touching_the_warehouse(monkeypatch):
         make_operator(iam_role=ROLE).execute(context())
     assert asked == []
     assert conn.cursor_obj.executed == []
-
-
-def test_redshift_copy_error_rolls_back(monkeypatch):
-    def respond(sql, params):
-        if sql.startswith("COPY"):
-            raise RuntimeError("Load into table 'staging_events' failed. Check 'stl_load_errors'")
-
-    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: s3({DAY1: b""}))
-    use_connections(monkeypatch, "redshift")
-    conn = FakeConnection(FakeCursor(respond))
-    patch_postgres_hook(monkeypatch, conn)
-    with pytest.raises(RuntimeError, match="stl_load_errors"):
-        make_operator(iam_role=ROLE).execute(context(days=1))
-    assert conn.events == ["rollback", "close"]
 
 
 # ----------------------------------------------------------------------------- PostgreSQL path
@@ -549,8 +370,22 @@ def test_postgres_streams_every_line_into_one_copy(monkeypatch, caplog):
     cursor = conn.cursor_obj
     assert cursor.statements[0] == f"TRUNCATE {TABLE}"
     assert "information_schema.columns" in cursor.statements[1]
-    assert cursor.executed[2:] == [DELETE_REJECTS]  # this run's earlier rejects, none new
-    assert cursor.executemany_calls == []
+    assert cursor.executed[2:] == [
+        DELETE_REJECTS,  # this run's earlier rejects, none new
+        (DELETE_COUNTS, {"table_name": "staging_events", "source_key": DAY1}),
+        (DELETE_COUNTS, {"table_name": "staging_events", "source_key": DAY2}),
+    ]
+    ((statement, counted),) = cursor.executemany_calls
+    assert statement == (
+        'INSERT INTO "public"."staging_counts" '
+        "(table_name, source_key, hour_start, plays, run_id, counted_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s)"
+    )
+    # one NextSong per object at 2018-11-01T21:01:46.796Z; the logged-out Home is no play
+    assert [row[:5] for row in counted] == [
+        ("staging_events", DAY1, datetime(2018, 11, 1, 21), 1, RUN_ID),
+        ("staging_events", DAY2, datetime(2018, 11, 1, 21), 1, RUN_ID),
+    ]
     columns = ", ".join(f'"{row[0]}"' for row in STAGING_EVENTS)
     assert cursor.copies == [f"COPY {TABLE} ({columns}) FROM STDIN"]
     rows = parse_copy_text(cursor.copied, len(STAGING_EVENTS))
@@ -560,7 +395,7 @@ def test_postgres_streams_every_line_into_one_copy(monkeypatch, caplog):
     assert first == (
         "Des'ree", "Logged In", "Kaylee", "F", "1", "Summers", "246.30812", "free",
         "Phoenix-Mesa-Scottsdale, AZ", "PUT", "NextSong", "1540344794796.0", "139",
-        "You Gotta Be", "200", "1541106106796", '"Mozilla/5.0"', "8",
+        "You Gotta Be", "200", "1541106106796", '"Mozilla/5.0"', "8", DAY1,
     )  # fmt: skip
     assert by_ts_session[("1541106106797", "139")][0] is None
     assert by_ts_session[("1541106106797", "139")][17] == ""
@@ -607,7 +442,7 @@ def test_postgres_rejects_within_the_limit_are_recorded_and_the_rest_loads(monke
     rows = parse_copy_text(cursor.copied, len(STAGING_EVENTS))
     assert sorted(r[12] for r in rows) == ["139", "2", "3"]  # session ids of the good rows
     assert cursor.executed[2] == DELETE_REJECTS
-    ((statement, recorded),) = cursor.executemany_calls
+    (statement, recorded), _counts = cursor.executemany_calls
     assert statement == (
         f"INSERT INTO {REJECTS} "
         "(run_id, table_name, source_key, line_number, reason, raw_line, rejected_at) "
@@ -619,7 +454,7 @@ def test_postgres_rejects_within_the_limit_are_recorded_and_the_rest_loads(monke
     ]
     assert recorded[0][4].startswith("malformed JSON (")
     assert recorded[0][5] == "{broken"
-    assert recorded[1][4] == "gender is 10 characters, longer than the column's 8"
+    assert recorded[1][4] == "gender is 10 bytes of UTF-8, longer than the column's 8"
     assert recorded[1][5] == json.dumps(too_long)
     assert all(before <= row[6] <= datetime.now(UTC).replace(tzinfo=None) for row in recorded)
     assert conn.events == ["commit", "close"]

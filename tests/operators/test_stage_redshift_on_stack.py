@@ -251,7 +251,7 @@ def test_bad_records_are_set_aside_and_good_rows_load(s3, warehouse):
     assert reasons[1] == "ts must be an integer, got 'soon'"
     assert reasons[2] == "required field 'ts' is missing or null"
     assert reasons[3].startswith(
-        "useragent is 1,000,000 characters, longer than the column's 1,024"
+        "useragent is 1,000,000 bytes of UTF-8, longer than the column's 1,024"
     )
     assert reasons[4].startswith("malformed JSON")
     assert rejects[0][5] == '{"artist": "x", "ts": '
