@@ -132,11 +132,16 @@ def sparkify_etl() -> None:
         task_id="load_user_dim_table",
         conn_id=WAREHOUSE_CONN_ID,
         table="users",
-        sql="users.sql",
+        # Each user's latest play of the interval replaces the interval in users_history;
+        # users is then rebuilt from the latest history row per user, so a re-run with
+        # plays removed or levels changed leaves it as one pass would (an upsert keeps the
+        # removed plays' levels and users).
+        sql="users_history.sql",
         tables={"staging_events": staging_events},
-        mode="upsert",
-        key_columns=["user_id"],
-        version_column="last_play_at",
+        mode="history",
+        history_table="users_history",
+        interval_column="last_play_at",
+        rebuild_sql="users.sql",
     ).output
     songs = LoadDimensionOperator(
         task_id="load_song_dim_table",
@@ -160,8 +165,10 @@ def sparkify_etl() -> None:
         table="time",
         sql="time.sql",
         tables={"songplays": songplays},
-        mode="upsert",
-        key_columns=["start_time"],
+        # The interval's start times replace the interval's rows, as the fact's plays do
+        # (an upsert would keep the start times of removed plays).
+        mode="interval-replace",
+        interval_column="start_time",
     ).output
     quality = DataQualityOperator(
         task_id="run_data_quality_checks",

@@ -4,26 +4,61 @@ from __future__ import annotations
 
 from typing import Any
 
-from sparkify.sql import qualified, read_sql
+from sparkify.sql import read_sql, render_tables
 
 STAR_TABLES = ("songplays", "users", "songs", "artists", "time")
+# Tables of the interval: their row count is checked for the run's interval, not overall.
+INTERVAL_TABLES = ("songplays", "time")
 
-# include/sql/check_songplays_reconcile.sql: 0 when the interval's songplays equal its
-# distinct NextSong events in staging. Its {songplays} and {staging_events} placeholders
-# take validated, quoted names (str.format with sparkify.sql.qualified), never input.
-RECONCILIATION_SQL = read_sql("check_songplays_reconcile")
+# Custom checks: include/sql/<file>.sql -> (check name, checked table, expected value),
+# compared with ==. Expected None: the query returns observed and expected (the number
+# only the warehouse knows). The files' {{ table }} placeholders take validated, quoted
+# names (sparkify.sql.render_tables).
+CUSTOM_CHECKS = {
+    "check_songplays_staged_plays": ("songplays_match_staged_plays", "songplays", None),
+    "check_staged_plays_within_days": ("staged_plays_within_log_days", "staging_events", 0),
+    "check_time_matches_songplays": ("time_matches_songplays", "time", None),
+    "check_users_latest_play": ("users_level_of_latest_play", "users", 0),
+}
+_PLACEHOLDERS = ("songplays", "staging_counts", "staging_events", "time", "users")
+
+
+def custom_check_sql(file: str, schema: str = "public") -> str:
+    """The query of ``include/sql/<file>.sql`` with its tables in ``schema``.
+
+    :param file: stem of the SQL file (a key of ``CUSTOM_CHECKS``).
+    :param schema: schema of the tables it names.
+    """
+    return render_tables(read_sql(file), {name: (schema, name) for name in _PLACEHOLDERS})
+
+
+def custom_checks(schema: str = "public") -> list[dict[str, Any]]:
+    """The checks of ``CUSTOM_CHECKS``, as check dicts.
+
+    :param schema: schema of the tables they name.
+    """
+    checks = []
+    for file, (name, table, expected) in CUSTOM_CHECKS.items():
+        check = {"name": name, "table": table, "sql": custom_check_sql(file, schema)}
+        check |= {"expected_in_query": True} if expected is None else {"expected": expected}
+        checks.append({**check, "comparison": "=="})
+    return checks
 
 
 def default_checks(schema: str = "public") -> list[dict[str, Any]]:
-    """Rows in every table, keys present and unique, references resolved, values sane."""
-    reconciliation = RECONCILIATION_SQL.format(
-        songplays=qualified(schema, "songplays"),
-        staging_events=qualified(schema, "staging_events"),
-    )
-    checks: list[dict[str, Any]] = [
-        {"name": f"{table}_has_rows", "table": table, "kind": "row_count_min", "min": 1}
-        for table in STAR_TABLES
-    ]
+    """Rows in every table (in the interval for songplays and time), keys present and
+    unique, references resolved, values sane, and the custom checks: the interval's plays
+    equal what staging counted, no staged play outside its file's days, time and users
+    agree with songplays.
+
+    :param schema: schema of the checked tables.
+    """
+    checks: list[dict[str, Any]] = []
+    for table in STAR_TABLES:
+        check = {"name": f"{table}_has_rows", "table": table, "kind": "row_count_min", "min": 1}
+        if table in INTERVAL_TABLES:
+            check["interval_column"] = "start_time"
+        checks.append(check)
     keys = {
         "songplays": "songplay_id",
         "users": "user_id",
@@ -68,7 +103,5 @@ def default_checks(schema: str = "public") -> list[dict[str, Any]]:
          "column": "month", "min": 1, "max": 12},
         {"name": "songs_duration_positive", "table": "songs", "kind": "value_range",
          "column": "duration", "min": 0},
-        {"name": "songplays_reconcile_with_staging", "table": "songplays",
-         "sql": reconciliation, "expected": 0, "comparison": "=="},
     ]  # fmt: skip
-    return checks
+    return checks + custom_checks(schema)

@@ -16,8 +16,11 @@ kind                          other keys                                 passes 
 ============================  =========================================  ==============
 
 A check of a kind may set ``interval_column``: it then only looks at the rows of the run's
-data interval (``%(interval_start)s`` to ``%(interval_end)s``). Custom SQL uses those bind
-parameters itself. Every query returns one number, the *observed* value.
+data interval (``%(interval_start)s`` to ``%(interval_end)s``). Custom SQL uses the bind
+parameters of ``check_parameters`` itself. Every query returns one number, the *observed*
+value; custom SQL with ``expected_in_query`` (and ``==``, ``>=`` or ``<=``) returns two,
+observed and *expected*, for a check against a number that only the warehouse knows (the
+plays staging counted), so a failure shows both.
 """
 
 from __future__ import annotations
@@ -25,9 +28,12 @@ from __future__ import annotations
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from sparkify.s3_objects import days_in_interval
 from sparkify.sql import identifier, qualified
+from sparkify.warehouse import interval_parameters
 
 KINDS = ("row_count_min", "not_null", "unique", "foreign_key", "accepted_values", "value_range")
 COMPARISONS = {"==": operator.eq, ">=": operator.ge, "<=": operator.le}
@@ -44,18 +50,39 @@ class CompiledCheck:
     expected: Any
     expected_max: Any = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    expected_in_query: bool = False
 
-    def passes(self, observed: Any) -> bool:
-        if observed is None:
+    def passes(self, observed: Any, expected: Any = None) -> bool:
+        """Whether ``observed`` passes; ``expected`` is the query's own (``expected_in_query``).
+
+        :param observed: the number the query returned.
+        :param expected: the query's second number, for ``expected_in_query`` checks.
+        """
+        expected = expected if self.expected_in_query else self.expected
+        if observed is None or expected is None:
             return False
         if self.comparison == "between":
-            return self.expected <= observed <= self.expected_max
-        return COMPARISONS[self.comparison](observed, self.expected)
+            return expected <= observed <= self.expected_max
+        return COMPARISONS[self.comparison](observed, expected)
 
-    def describe_expected(self) -> str:
+    def describe_expected(self, expected: Any = None) -> str:
+        """What passes, as text (``== 0``, ``between 0 and 23``).
+
+        :param expected: the query's second number, for ``expected_in_query`` checks.
+        """
+        expected = expected if self.expected_in_query else self.expected
         if self.comparison == "between":
-            return f"between {self.expected} and {self.expected_max}"
-        return f"{self.comparison} {self.expected}"
+            return f"between {expected} and {self.expected_max}"
+        return f"{self.comparison} {expected}"
+
+    def judge(self, row: Sequence[Any] | None) -> tuple[bool, str, str]:
+        """``(passed, observed, expected)`` as text, for the row the query returned.
+
+        :param row: the query's first row, ``None`` when it returned none.
+        """
+        observed = row[0] if row else None
+        expected = row[1] if self.expected_in_query and row and len(row) > 1 else None
+        return self.passes(observed, expected), str(observed), self.describe_expected(expected)
 
 
 @dataclass(frozen=True)
@@ -126,13 +153,19 @@ def _compile(name: str, check: Mapping[str, Any], schema: str) -> CompiledCheck:
         comparison = check.get("comparison", "==")
         if comparison not in (*COMPARISONS, "between"):
             raise ValueError(f"check {name!r}: comparison must be ==, >=, <= or between")
-        if "expected" not in check:
+        in_query = bool(check.get("expected_in_query"))
+        if in_query and ("expected" in check or comparison == "between"):
+            raise ValueError(
+                f"check {name!r}: with 'expected_in_query' the query returns the expected "
+                "value (no 'expected'), compared with ==, >= or <="
+            )
+        if "expected" not in check and not in_query:
             raise ValueError(f"check {name!r}: custom SQL needs 'expected'")
         if comparison == "between" and "expected_max" not in check:
             raise ValueError(f"check {name!r}: 'between' needs 'expected_max'")
         return CompiledCheck(
             name, table_name, check["sql"].strip().rstrip(";"), comparison,
-            check["expected"], check.get("expected_max"),
+            check.get("expected"), check.get("expected_max"), expected_in_query=in_query,
         )  # fmt: skip
 
     kind = check.get("kind")
@@ -204,6 +237,28 @@ def compile_checks(
     if errors:
         raise ValueError("invalid data quality checks:\n" + "\n".join(errors))
     return compiled
+
+
+def check_parameters(start: datetime, end: datetime, run_id: str) -> dict[str, Any]:
+    """The bind parameters every check sees, for the data interval ``[start, end)``.
+
+    ``interval_*`` are the interval's (``sparkify.warehouse.interval_parameters``);
+    ``days_start``/``days_end`` and their ``*_ms`` bound the UTC days of the interval's
+    daily log files (the interval itself for a daily run, its day for an hourly one);
+    ``run_id`` is the run's id.
+
+    :param start: start of the data interval (inclusive).
+    :param end: end of the data interval (exclusive).
+    :param run_id: the Airflow run id.
+    """
+    days = days_in_interval(start, end)
+    first = datetime.combine(days[0], time(), tzinfo=UTC)
+    covering = interval_parameters(first, first + timedelta(days=len(days)))
+    return {
+        **interval_parameters(start, end),
+        **{key.replace("interval_", "days_"): value for key, value in covering.items()},
+        "run_id": run_id,
+    }
 
 
 def failure_message(results: Sequence[CheckResult]) -> str:

@@ -1,4 +1,6 @@
 -- One row per distinct play start time of the interval's plays (loaded before this runs).
+-- Loaded by interval-replace: the interval's rows become exactly these, so the start time
+-- of a play a re-run removed goes with it.
 SELECT DISTINCT
        start_time,
        CAST(EXTRACT(hour FROM start_time) AS SMALLINT)   AS hour,

@@ -1,19 +1,13 @@
--- Each user's latest play in the interval. Upserted with last_play_at as the version, so
--- the users table keeps the level of the latest play whatever order intervals load in.
+-- The users dimension from users_history: each user's row of their latest play over every
+-- interval loaded. Rebuilt whole after each interval's history is replaced, so a re-run
+-- with corrected data leaves users as one pass over the corrected files would: a user
+-- whose latest play was removed gets the earlier one back, a user with no play left is
+-- gone. (user_id, last_play_at) is the history's key: no ties.
 WITH ranked AS (
-    SELECT e.*,
-           ROW_NUMBER() OVER (
-               PARTITION BY e.userid ORDER BY e.ts DESC, e.sessionid DESC, e.iteminsession DESC
-           ) AS recency
-    FROM {{ staging_events }} e
-    WHERE e.page = 'NextSong' AND e.userid <> ''
-      AND e.ts >= %(interval_start_ms)s AND e.ts < %(interval_end_ms)s
+    SELECT h.*,
+           ROW_NUMBER() OVER (PARTITION BY h.user_id ORDER BY h.last_play_at DESC) AS recency
+    FROM {{ users_history }} h
 )
-SELECT CAST(userid AS INTEGER)                                  AS user_id,
-       firstname                                                AS first_name,
-       lastname                                                 AS last_name,
-       gender                                                   AS gender,
-       level                                                    AS level,
-       TIMESTAMP 'epoch' + ts / 1000.0 * INTERVAL '1 second'    AS last_play_at
+SELECT user_id, first_name, last_name, gender, level, last_play_at
 FROM ranked
 WHERE recency = 1

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
+import pendulum
 import pytest
 
 from sparkify.quality import (
     CheckResult,
     CompiledCheck,
+    check_parameters,
     compile_check,
     compile_checks,
     failure_message,
@@ -208,6 +211,78 @@ def test_custom_sql_between_is_inclusive():
 def test_custom_sql_errors(check, message):
     with pytest.raises(ValueError, match=message):
         compile_check(check)
+
+
+def test_custom_sql_with_the_expected_value_in_the_query():
+    check = compile_check(
+        {"name": "c", "table": "t", "sql": "SELECT 3, 4", "expected_in_query": True}
+    )
+    assert (check.comparison, check.expected, check.expected_in_query) == ("==", None, True)
+    assert check.judge((4, 4)) == (True, "4", "== 4")
+    assert check.judge((3, 4)) == (False, "3", "== 4")
+    assert check.judge((None, 4)) == (False, "None", "== 4")
+    # a query that returns no expected value fails, it does not compare with None
+    assert check.judge((4,)) == (False, "4", "== None")
+    assert check.judge(None) == (False, "None", "== None")
+    at_least = compile_check(
+        {"name": "c", "table": "t", "sql": "SELECT 3, 4", "expected_in_query": True,
+         "comparison": ">="}
+    )  # fmt: skip
+    assert at_least.judge((5, 4)) == (True, "5", ">= 4")
+
+
+@pytest.mark.parametrize("extra", [{"expected": 0}, {"comparison": "between", "expected_max": 3}])
+def test_expected_in_query_refuses_a_fixed_expected_or_between(extra):
+    check = {"name": "c", "table": "t", "sql": "SELECT 1, 1", "expected_in_query": True, **extra}
+    with pytest.raises(ValueError, match="check 'c': with 'expected_in_query' the query returns"):
+        compile_check(check)
+
+
+def test_judge_of_a_fixed_expected_value():
+    check = compile_check({"name": "c", "table": "t", "sql": "SELECT 2", "expected": 0})
+    assert check.judge((2,)) == (False, "2", "== 0")
+    assert check.judge((0, 99)) == (True, "0", "== 0")  # a second column means nothing here
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+def test_check_parameters_of_a_daily_run():
+    params = check_parameters(
+        pendulum.datetime(2018, 11, 2, tz="UTC"), pendulum.datetime(2018, 11, 3, tz="UTC"), "r1"
+    )
+    assert params == {
+        "interval_start": datetime(2018, 11, 2),
+        "interval_end": datetime(2018, 11, 3),
+        "interval_start_ms": 1_541_116_800_000,
+        "interval_end_ms": 1_541_203_200_000,
+        "days_start": datetime(2018, 11, 2),
+        "days_end": datetime(2018, 11, 3),
+        "days_start_ms": 1_541_116_800_000,
+        "days_end_ms": 1_541_203_200_000,
+        "run_id": "r1",
+    }
+
+
+def test_check_parameters_of_an_hourly_run_bound_its_whole_day():
+    start = datetime(2018, 11, 2, 23, tzinfo=UTC)
+    params = check_parameters(start, datetime(2018, 11, 3, tzinfo=UTC), "hourly")
+    assert (params["interval_start"], params["interval_end"]) == (
+        datetime(2018, 11, 2, 23), datetime(2018, 11, 3)
+    )  # fmt: skip
+    assert (params["days_start"], params["days_end"]) == (
+        datetime(2018, 11, 2), datetime(2018, 11, 3)
+    )  # fmt: skip
+    assert params["days_end_ms"] - params["days_start_ms"] == 86_400_000
+
+
+def test_check_parameters_of_an_interval_across_midnight_cover_both_days():
+    params = check_parameters(
+        datetime(2018, 11, 2, 12, tzinfo=UTC), datetime(2018, 11, 3, 12, tzinfo=UTC), "r"
+    )
+    assert (params["days_start"], params["days_end"]) == (
+        datetime(2018, 11, 2), datetime(2018, 11, 4)
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- passes()

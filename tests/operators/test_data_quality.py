@@ -4,32 +4,58 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pendulum
 import psycopg2
 import pytest
-from airflow.exceptions import AirflowException
+from airflow.exceptions import AirflowException, AirflowFailException
 
 from operators.data_quality import DataQualityOperator
 from tests.fakes import FakeConnection, FakeCursor, Result, patch_postgres_hook
 
 RUN_ID = "scheduled__2018-11-05T00:00:00+00:00"
-PARAMS = {
+INTERVAL = {
     "interval_start": datetime(2018, 11, 5),
     "interval_end": datetime(2018, 11, 6),
     "interval_start_ms": 1_541_376_000_000,
     "interval_end_ms": 1_541_462_400_000,
 }
+PARAMS = {
+    **INTERVAL,
+    **{key.replace("interval_", "days_"): value for key, value in INTERVAL.items()},
+    "run_id": RUN_ID,
+}
 CONTEXT = {
     "data_interval_start": pendulum.datetime(2018, 11, 5, tz="UTC"),
     "data_interval_end": pendulum.datetime(2018, 11, 6, tz="UTC"),
     "run_id": RUN_ID,
+    "ti": SimpleNamespace(try_number=2),
 }
+RESULTS_COLUMNS = [
+    "run_id", "check_name", "table_name", "passed", "observed", "expected", "checked_at",
+    "try_number",
+]  # fmt: skip
 INSERT_RESULTS = (
-    'INSERT INTO "public"."data_quality_results" '
-    "(run_id, check_name, table_name, passed, observed, expected, checked_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    'INSERT INTO "public"."data_quality_results"\n'
+    "    (run_id, try_number, check_name, table_name, passed, observed, expected, checked_at)\n"
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
 )
+FORGET_ATTEMPT = 'DELETE FROM "public"."data_quality_results" WHERE run_id = %s AND try_number = %s'
+
+
+def code(sql: str) -> str:
+    """A statement without its leading comment lines (the .sql files explain themselves)."""
+    return "\n".join(line for line in sql.splitlines() if not line.startswith("--"))
+
+
+def results_table_columns(sql, params, columns=RESULTS_COLUMNS):
+    """The information_schema answer for the results table, or None for another query."""
+    if "information_schema.columns" in sql:
+        return Result(rows=[(c, "text", True, None) for c in columns])
+    return None
+
+
 CHECKS = [
     {"name": "users_has_rows", "table": "users", "kind": "row_count_min"},
     {"name": "users_key_not_null", "table": "users", "kind": "not_null", "columns": ["user_id"]},
@@ -44,6 +70,8 @@ CHECKS = [
 
 
 def respond(sql, params):
+    if columns := results_table_columns(sql, params):
+        return columns
     if "missing_table" in sql:
         raise psycopg2.errors.UndefinedTable(
             'relation "public.missing_table" does not exist\nLINE 1: SELECT COUNT(*) FROM ...\n'
@@ -86,7 +114,7 @@ def test_all_failures_in_one_exception_and_every_result_recorded(monkeypatch, ca
     asked = patch_postgres_hook(monkeypatch, conn)
     before = datetime.now(UTC).replace(tzinfo=None)
 
-    with caplog.at_level(logging.INFO), pytest.raises(AirflowException) as info:
+    with caplog.at_level(logging.INFO), pytest.raises(AirflowFailException) as info:
         make_operator().execute(CONTEXT)
 
     assert asked == ["warehouse"]
@@ -99,27 +127,30 @@ def test_all_failures_in_one_exception_and_every_result_recorded(monkeypatch, ca
         "- FAILED: no_rows_returned on songs: observed None, expected == 1"
     )
 
-    # every check ran, in order, with the interval and its own parameters
+    # every check ran, in order, with the interval, the days, the run and its own parameters
     cursor = conn.cursor_obj
-    assert len(cursor.executed) == 6
+    assert len(cursor.executed) == 6 + 2
     assert cursor.executed[0] == ('SELECT COUNT(*) FROM "public"."users"', PARAMS)
     assert cursor.executed[2][1] == {**PARAMS, "accepted_0": "free", "accepted_1": "paid"}
     assert cursor.executed[3] == ("SELECT 30 /* plays */", PARAMS)
 
-    # results recorded once, one row per check, then committed despite the failures
+    # this attempt's earlier results forgotten, then recorded once, one row per check,
+    # with the try number, and committed despite the failures
+    assert cursor.executed[6][1] == ("public", "data_quality_results")
+    assert (code(cursor.executed[7][0]), cursor.executed[7][1]) == (FORGET_ATTEMPT, (RUN_ID, 2))
     ((statement, rows),) = cursor.executemany_calls
-    assert statement == INSERT_RESULTS
-    checked_at = rows[0][6]
-    assert [row[:6] for row in rows] == [
-        (RUN_ID, "users_has_rows", "users", True, "5", ">= 1"),
-        (RUN_ID, "users_key_not_null", "users", False, "3", "== 0"),
-        (RUN_ID, "songplays_level_accepted", "songplays", True, "0", "== 0"),
-        (RUN_ID, "plays_per_user", "songplays", False, "30", "between 0 and 10"),
-        (RUN_ID, "missing_table_rows", "missing_table", False,
+    assert code(statement) == INSERT_RESULTS
+    checked_at = rows[0][7]
+    assert [row[:7] for row in rows] == [
+        (RUN_ID, 2, "users_has_rows", "users", True, "5", ">= 1"),
+        (RUN_ID, 2, "users_key_not_null", "users", False, "3", "== 0"),
+        (RUN_ID, 2, "songplays_level_accepted", "songplays", True, "0", "== 0"),
+        (RUN_ID, 2, "plays_per_user", "songplays", False, "30", "between 0 and 10"),
+        (RUN_ID, 2, "missing_table_rows", "missing_table", False,
          'error: relation "public.missing_table" does not exist', ">= 1"),
-        (RUN_ID, "no_rows_returned", "songs", False, "None", "== 1"),
+        (RUN_ID, 2, "no_rows_returned", "songs", False, "None", "== 1"),
     ]  # fmt: skip
-    assert all(row[6] == checked_at for row in rows)
+    assert all(row[7] == checked_at for row in rows)
     after = datetime.now(UTC).replace(tzinfo=None)
     assert checked_at.tzinfo is None
     assert before <= checked_at <= after
@@ -132,7 +163,11 @@ def test_all_failures_in_one_exception_and_every_result_recorded(monkeypatch, ca
 
 def test_all_passing_returns_the_results(monkeypatch, caplog):
     conn = FakeConnection(
-        FakeCursor(lambda sql, params: Result(rows=[(0 if "IS NULL" in sql else 7,)]))
+        FakeCursor(
+            lambda sql, params: (
+                results_table_columns(sql, params) or Result(rows=[(0 if "IS NULL" in sql else 7,)])
+            )
+        )
     )
     patch_postgres_hook(monkeypatch, conn)
     with caplog.at_level(logging.INFO):
@@ -145,7 +180,7 @@ def test_all_passing_returns_the_results(monkeypatch, caplog):
     ]  # fmt: skip
     assert conn.cursor_obj.statements[0] == 'SELECT COUNT(*) FROM "dwh"."users"'
     ((statement, rows),) = conn.cursor_obj.executemany_calls
-    assert statement.startswith('INSERT INTO "dwh"."data_quality_results" ')
+    assert code(statement).startswith('INSERT INTO "dwh"."data_quality_results"\n')
     assert len(rows) == 2
     assert conn.events == ["commit", "close"]
     assert "All 2 data quality checks passed" in caplog.text
@@ -160,21 +195,23 @@ def test_results_table_none_records_nothing(monkeypatch):
 
 def test_long_error_is_truncated_in_the_record(monkeypatch):
     def failing(sql, params):
-        raise RuntimeError("x" * 3000)
+        if sql.startswith("SELECT COUNT(*)"):
+            raise RuntimeError("x" * 3000)
+        return results_table_columns(sql, params)
 
     conn = FakeConnection(FakeCursor(failing))
     patch_postgres_hook(monkeypatch, conn)
-    with pytest.raises(AirflowException, match="1 of 1 data quality checks failed"):
+    with pytest.raises(AirflowFailException, match="1 of 1 data quality checks failed"):
         make_operator(checks=CHECKS[:1]).execute(CONTEXT)
     ((_, rows),) = conn.cursor_obj.executemany_calls
-    assert rows[0][4] == ("error: " + "x" * 3000)[:1024]
+    assert rows[0][5] == ("error: " + "x" * 3000)[:1024]
 
 
 def test_error_without_message_is_still_a_failed_check(monkeypatch):
     def respond_empty_error(sql, params):
         if '"users"' in sql:
             raise psycopg2.OperationalError()
-        return Result(rows=[(0,)])
+        return results_table_columns(sql, params) or Result(rows=[(0,)])
 
     conn = FakeConnection(FakeCursor(respond_empty_error))
     patch_postgres_hook(monkeypatch, conn)
@@ -184,4 +221,61 @@ def test_error_without_message_is_still_a_failed_check(monkeypatch):
     ]
     with pytest.raises(AirflowException, match="FAILED: users_has_rows on users: observed error"):
         make_operator(checks=checks).execute(CONTEXT)
-    assert len(conn.cursor_obj.executed) == 2
+    assert [sql for sql in conn.cursor_obj.statements if sql.startswith("SELECT COUNT")] == [
+        'SELECT COUNT(*) FROM "public"."users"',
+        'SELECT COUNT(*) FROM "public"."songs" WHERE ("song_id" IS NULL)',
+    ]
+
+
+def test_failed_checks_fail_without_retry_but_an_unreachable_warehouse_retries(monkeypatch):
+    """A retry would check the same data: AirflowFailException, which Airflow does not retry
+    (and whose on_failure_callback, the alert, fires at once); a lost connection is not one."""
+    patch_postgres_hook(monkeypatch, FakeConnection(FakeCursor(respond)))
+    with pytest.raises(AirflowException) as info:
+        make_operator().execute(CONTEXT)
+    assert type(info.value) is AirflowFailException
+
+    def unreachable(self):
+        raise psycopg2.OperationalError("could not connect to server")
+
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    monkeypatch.setattr(PostgresHook, "get_conn", unreachable)
+    with pytest.raises(Exception, match="cannot connect to the warehouse") as lost:
+        make_operator().execute(CONTEXT)
+    assert not isinstance(lost.value, AirflowFailException)
+
+
+def test_a_results_table_without_try_number_gets_the_column(monkeypatch):
+    old_columns = RESULTS_COLUMNS[:-1]
+    conn = FakeConnection(
+        FakeCursor(
+            lambda sql, params: (
+                results_table_columns(sql, params, old_columns) or Result(rows=[(1,)])
+            )
+        )
+    )
+    patch_postgres_hook(monkeypatch, conn)
+    make_operator(checks=CHECKS[:1]).execute(CONTEXT)
+    assert [code(sql) for sql in conn.cursor_obj.statements[2:]] == [
+        'ALTER TABLE "public"."data_quality_results" ADD COLUMN try_number INTEGER',
+        FORGET_ATTEMPT,
+    ]
+    ((_, rows),) = conn.cursor_obj.executemany_calls
+    assert rows[0][:2] == (RUN_ID, 2)
+
+
+def test_a_check_with_the_expected_value_in_its_query_shows_both(monkeypatch):
+    check = {"name": "plays_staged", "table": "songplays", "sql": "SELECT 0, 412 /* both */",
+             "expected_in_query": True}  # fmt: skip
+    conn = FakeConnection(
+        FakeCursor(lambda sql, params: results_table_columns(sql, params) or Result([(0, 412)]))
+    )
+    patch_postgres_hook(monkeypatch, conn)
+    with pytest.raises(AirflowFailException) as info:
+        make_operator(checks=[check]).execute(CONTEXT)
+    assert str(info.value).endswith(
+        "FAILED: plays_staged on songplays: observed 0, expected == 412"
+    )
+    ((_, rows),) = conn.cursor_obj.executemany_calls
+    assert rows[0][4:7] == (False, "0", "== 412")

@@ -26,6 +26,7 @@ CONTEXT = {
 }
 USER_COLUMNS = ["user_id", "first_name", "last_name", "gender", "level", "last_play_at"]
 SONG_COLUMNS = ["song_id", "title", "artist_id", "year", "duration"]
+TIME_COLUMNS = ["start_time", "hour", "day", "week", "month", "year", "weekday"]
 STAGED_SONGS = Table(name="staging_songs", conn_id="wh", metadata=Metadata(schema="public"))
 STAGED_EVENTS = Table(name="staging_events", conn_id="wh", metadata=Metadata(schema="dwh"))
 
@@ -63,7 +64,11 @@ def test_is_an_astro_run_raw_sql_task():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"mode": "append"}, "mode must be 'truncate-insert' or 'upsert', not 'append'"),
+        (
+            {"mode": "append"},
+            "mode must be one of 'truncate-insert', 'upsert', 'interval-replace', 'history', "
+            "not 'append'",
+        ),
         ({"mode": "upsert"}, "users: mode 'upsert' needs key_columns"),
         ({"version_column": "last_play_at"}, "users: version_column applies to mode 'upsert' only"),
         (
@@ -75,10 +80,44 @@ def test_is_an_astro_run_raw_sql_task():
             r"users: \['updated_at'\] are not columns of the table",
         ),
         ({"mode": "upsert", "key_columns": ["id"]}, r"users: \['id'\] are not columns"),
+        ({"mode": "interval-replace"}, "users: mode 'interval-replace' needs interval_column"),
+        ({"interval_column": "last_play_at"}, "interval_column applies to modes 'interval-repl"),
+        (
+            {"mode": "interval-replace", "interval_column": "played_at"},
+            "users: 'played_at' is not a column of the table",
+        ),
+        (
+            {"mode": "history", "interval_column": "last_play_at"},
+            "users: mode 'history' needs history_table and rebuild_sql",
+        ),
+        (
+            {"mode": "history", "interval_column": "last_play_at",
+             "history_table": "users_history"},
+            "users: mode 'history' needs history_table and rebuild_sql",
+        ),
+        (
+            {"history_table": "users_history", "rebuild_sql": "users.sql"},
+            "history_table and rebuild_sql apply to mode 'history' only",
+        ),
+        (
+            {"mode": "history", "interval_column": "start_time", "history_table": "users_history",
+             "rebuild_sql": "users.sql"},
+            "users_history: 'start_time' is not a column of the table",
+        ),
+        (
+            {"mode": "history", "interval_column": "last_play_at", "history_table": "nope",
+             "rebuild_sql": "users.sql"},
+            "'nope' is not declared in include/sql/create_tables.sql",
+        ),
+        (
+            {"mode": "history", "interval_column": "last_play_at", "history_table": "users_history",
+             "rebuild_sql": "SELECT * FROM {{ staging_events }}"},
+            "the query names a table it was not given",
+        ),
     ],
-)
+)  # fmt: skip
 def test_constructor_validation(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, KeyError), match=message):
         LoadDimensionOperator(task_id="t", conn_id="wh", table="users", sql="SELECT 1", **kwargs)
 
 
@@ -108,14 +147,14 @@ def test_upsert_with_version_column(monkeypatch, caplog):
     conn = warehouse(total=96)
     patch_postgres_hook(monkeypatch, conn)
     operator = LoadDimensionOperator(
-        task_id="load_users", conn_id="warehouse", table="users", sql="users.sql",
+        task_id="load_users", conn_id="warehouse", table="users", sql="users_history.sql",
         tables={"staging_events": STAGED_EVENTS}, mode="upsert", key_columns=["user_id"],
         version_column="last_play_at", schema="dwh",
     )  # fmt: skip
     with caplog.at_level(logging.INFO):
         run(operator)
 
-    query = read_sql("users").replace("{{ staging_events }}", '"dwh"."staging_events"')
+    query = read_sql("users_history").replace("{{ staging_events }}", '"dwh"."staging_events"')
     cols = ", ".join(f'"{c}"' for c in USER_COLUMNS)
     executed = conn.cursor_obj.executed
     assert [sql for sql, _ in executed] == [
@@ -172,3 +211,55 @@ def test_statement_error_rolls_back(monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         run(operator)
     assert conn.events == ["rollback", "close"]
+
+
+def test_interval_replace_deletes_the_interval_then_inserts(monkeypatch):
+    """The time table as the DAG loads it: the interval's rows become the query's."""
+    conn = warehouse()
+    patch_postgres_hook(monkeypatch, conn)
+    songplays = Table(name="songplays", conn_id="wh", metadata=Metadata(schema="public"))
+    run(
+        LoadDimensionOperator(
+            task_id="load_time", conn_id="warehouse", table="time", sql="time.sql",
+            tables={"songplays": songplays}, mode="interval-replace", interval_column="start_time",
+        )
+    )  # fmt: skip
+    query = read_sql("time").replace("{{ songplays }}", '"public"."songplays"')
+    cols = ", ".join(f'"{c}"' for c in TIME_COLUMNS)
+    assert conn.cursor_obj.executed == [
+        ('DELETE FROM "public"."time" '
+         'WHERE "start_time" >= %(interval_start)s AND "start_time" < %(interval_end)s', PARAMS),
+        (f'INSERT INTO "public"."time" ({cols}) SELECT {cols} FROM ({query}) AS src', PARAMS),
+        ('SELECT COUNT(*) FROM "public"."time"', None),
+    ]  # fmt: skip
+    assert conn.events == ["commit", "close"]
+
+
+def test_history_replaces_the_interval_of_the_history_then_rebuilds_the_table(monkeypatch, caplog):
+    """The users table as the DAG loads it, all in one transaction."""
+    conn = warehouse(total=40)
+    patch_postgres_hook(monkeypatch, conn)
+    operator = LoadDimensionOperator(
+        task_id="load_users", conn_id="warehouse", table="users", sql="users_history.sql",
+        tables={"staging_events": STAGED_EVENTS}, mode="history", history_table="users_history",
+        interval_column="last_play_at", rebuild_sql="users.sql", schema="dwh",
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        loaded = run(operator)
+
+    assert loaded.name == "users" and operator.history_columns == USER_COLUMNS
+    interval = read_sql("users_history").replace("{{ staging_events }}", '"dwh"."staging_events"')
+    rebuild = read_sql("users").replace("{{ users_history }}", '"dwh"."users_history"')
+    cols = ", ".join(f'"{c}"' for c in USER_COLUMNS)
+    assert conn.cursor_obj.executed == [
+        ('DELETE FROM "dwh"."users_history" '
+         'WHERE "last_play_at" >= %(interval_start)s AND "last_play_at" < %(interval_end)s',
+         PARAMS),
+        (f'INSERT INTO "dwh"."users_history" ({cols}) SELECT {cols} FROM ({interval}) AS src',
+         PARAMS),
+        ('DELETE FROM "dwh"."users"', PARAMS),
+        (f'INSERT INTO "dwh"."users" ({cols}) SELECT {cols} FROM ({rebuild}) AS src', PARAMS),
+        ('SELECT COUNT(*) FROM "dwh"."users"', None),
+    ]  # fmt: skip
+    assert conn.events == ["commit", "close"]
+    assert "users: 40 rows after the load" in caplog.text

@@ -7,6 +7,7 @@ read off disk, then the fact and dimension operators run for chosen intervals.
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -78,13 +79,30 @@ def fact() -> LoadFactOperator:
     )  # fmt: skip
 
 
+USERS_MODES = {
+    "upsert": {"key_columns": ["user_id"], "version_column": "last_play_at"},
+    "truncate-insert": {},
+    "history": {"history_table": "users_history", "interval_column": "last_play_at",
+                "rebuild_sql": "users.sql"},
+}  # fmt: skip
+TIME_MODES = {
+    "upsert": {"key_columns": ["start_time"]},
+    "interval-replace": {"interval_column": "start_time"},
+}
+
+
 def users(mode: str = "upsert") -> LoadDimensionOperator:
-    kwargs = (
-        {"key_columns": ["user_id"], "version_column": "last_play_at"} if mode == "upsert" else {}
-    )
     return LoadDimensionOperator(
-        task_id="users", conn_id="redshift", table="users", sql="users.sql",
-        tables={"staging_events": warehouse_table("staging_events")}, mode=mode, **kwargs,
+        task_id="users", conn_id="redshift", table="users", sql="users_history.sql",
+        tables={"staging_events": warehouse_table("staging_events")}, mode=mode,
+        **USERS_MODES[mode],
+    )  # fmt: skip
+
+
+def time_dimension(mode: str = "interval-replace") -> LoadDimensionOperator:
+    return LoadDimensionOperator(
+        task_id="time", conn_id="redshift", table="time", sql="time.sql",
+        tables={"songplays": warehouse_table("songplays")}, mode=mode, **TIME_MODES[mode],
     )  # fmt: skip
 
 
@@ -187,3 +205,141 @@ def test_the_same_event_twice_is_one_play(sample, warehouse, tmp_path):
 
     assert run(fact(), DAY1, DAY2) == len(plays(sample, DAY1, DAY2))
     assert len(table_rows(DB, "songplays", ["songplay_id"])) == len(plays(sample, DAY1, DAY2))
+
+
+# ----------------------------------------------------------------------- corrected data
+
+
+def day_events(folder: Path, day: datetime) -> list[dict]:
+    return [json.loads(line) for line in (folder / day_key(day)).read_text("utf-8").splitlines()]
+
+
+def play_order(event: dict) -> tuple:
+    """The order of a user's plays, as users_history.sql ranks them."""
+    return (event["ts"], event["sessionId"], event["itemInSession"])
+
+
+def plan_correction(folder: Path, days: list[datetime], day: datetime) -> dict[str, str]:
+    """Users a correction of ``day``'s file must change, chosen from the files.
+
+    ``stale``: their latest play of all is on ``day`` and an earlier day's latest is at
+    another level (their plays of ``day`` are removed: that earlier play is theirs again);
+    ``gone``: they play on ``day`` only (removed: no row is left); ``flipped``: their
+    latest play is on ``day`` (their level that day is flipped).
+    """
+    plays_of = {d: [e for e in day_events(folder, d) if e["page"] == "NextSong" and e["userId"]]
+                for d in days}  # fmt: skip
+    latest: dict[str, tuple[datetime, dict]] = {}
+    for d in days:
+        for event in plays_of[d]:
+            user = event["userId"]
+            if user not in latest or play_order(event) > play_order(latest[user][1]):
+                latest[user] = (d, event)
+    on_day = sorted((u for u, (d, _) in latest.items() if d == day), key=int)
+    earlier = [d for d in days if d < day]
+
+    def earlier_level(user: str) -> str | None:
+        played = [e for d in earlier for e in plays_of[d] if e["userId"] == user]
+        return max(played, key=play_order)["level"] if played else None
+
+    stale = [u for u in on_day if earlier_level(u) not in (None, latest[u][1]["level"])]
+    elsewhere = {e["userId"] for d in days if d != day for e in plays_of[d]}
+    gone = [u for u in on_day if u not in elsewhere]
+    assert stale and gone and len(on_day) >= 3, "the sample lacks the users a correction needs"
+    flipped = next(u for u in on_day if u not in (stale[0], gone[0]))
+    return {"stale": stale[0], "gone": gone[0], "flipped": flipped}
+
+
+def write_corrected_day(folder: Path, target: Path, day: datetime, plan: dict[str, str]) -> None:
+    """``folder``'s log files under ``target``, ``day``'s corrected: the plays of the stale
+    and gone users removed, every 10th other play removed, the flipped user's level flipped."""
+    for path in (folder / "log_data").rglob("*.json"):
+        copy = target / path.relative_to(folder)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, copy)
+    lines, plays_seen = [], 0
+    for event in day_events(folder, day):
+        if event["page"] == "NextSong":
+            plays_seen += 1
+            if event["userId"] in (plan["stale"], plan["gone"]) or plays_seen % 10 == 0:
+                continue
+        if event["userId"] == plan["flipped"]:
+            event["level"] = {"free": "paid", "paid": "free"}[event["level"]]
+        lines.append(json.dumps(event))
+    (target / day_key(day)).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def expected_users(folder: Path, start: datetime, end: datetime) -> dict[int, tuple]:
+    """user_id -> (first name, last name, gender, level, last play) of the latest play."""
+    latest: dict[str, dict] = {}
+    for event in plays(folder, start, end).values():
+        user = event["userId"]
+        if user and (user not in latest or play_order(event) > play_order(latest[user])):
+            latest[user] = event
+    epoch = datetime(1970, 1, 1)
+    return {
+        int(u): (e["firstName"], e["lastName"], e["gender"], e["level"],
+                 epoch + timedelta(milliseconds=e["ts"]))
+        for u, e in latest.items()
+    }  # fmt: skip
+
+
+def load_day(folder: Path, day: datetime, users_mode: str, time_mode: str) -> None:
+    stage_days(folder, day)
+    end = day + timedelta(days=1)
+    run(fact(), day, end)
+    run(time_dimension(time_mode), day, end)
+    run(users(users_mode), day, end)
+
+
+@pytest.mark.parametrize(
+    ("users_mode", "time_mode"), [("history", "interval-replace"), ("upsert", "upsert")]
+)
+def test_a_rerun_with_corrected_data_equals_one_pass_over_the_corrected_files(
+    sample, warehouse, tmp_path, users_mode, time_mode
+):
+    """Load days 1-3, correct day 2's file (plays removed, a level changed), re-run day 2:
+    users and time then hold what the corrected files say. The upsert modes (before)
+    keep what the removed plays left; the DAG's modes (now) do not."""
+    days = [DAY1, DAY2, DAY3]
+    plan = plan_correction(sample, days, DAY2)
+    corrected = tmp_path / "corrected"
+    write_corrected_day(sample, corrected, DAY2, plan)
+    stage_all_songs(sample)
+    for day in (DAY3, DAY1, DAY2):  # out of order, then the correction
+        load_day(sample, day, users_mode, time_mode)
+    load_day(corrected, DAY2, users_mode, time_mode)
+
+    end = DAY3 + timedelta(days=1)
+    want_users = expected_users(corrected, DAY1, end)
+    epoch = datetime(1970, 1, 1)
+    want_times = sorted({epoch + timedelta(milliseconds=e["ts"])
+                         for e in plays(corrected, DAY1, end).values()})  # fmt: skip
+    got_users = {row[0]: row[1:] for row in table_rows(DB, "users", ["user_id"])}
+    got_times = [row[0] for row in table_rows(DB, "time", ["start_time"])]
+    assert len(table_rows(DB, "songplays", ["songplay_id"])) == len(plays(corrected, DAY1, end))
+    stale, gone, flipped = (int(plan[k]) for k in ("stale", "gone", "flipped"))
+    assert got_users[flipped] == want_users[flipped]  # both modes see a changed level
+    if users_mode == "history":
+        assert got_users == want_users
+        assert got_times == want_times
+        # users_history holds each user's latest play per day: days 1-3, corrected
+        history = table_rows(DB, "users_history", ["user_id", "last_play_at"])
+        assert max(row[5] for row in history if row[0] == stale) < DAY2.replace(tzinfo=None)
+        assert gone not in {row[0] for row in history}
+    else:  # before: the stale level, the gone user and the removed start times stay
+        assert got_users[stale] != want_users[stale]
+        assert got_users[stale][3] != want_users[stale][3]
+        assert gone in got_users and gone not in want_users
+        assert set(got_times) > set(want_times)
+
+
+def test_history_loaded_by_hour_equals_history_loaded_by_day(sample, warehouse):
+    stage_days(sample, DAY2)
+    for hour in range(24):
+        start = DAY2 + timedelta(hours=hour)
+        run(users("history"), start, start + timedelta(hours=1))
+    by_hour = table_rows(DB, "users", ["user_id"])
+    run(users("history"), DAY2, DAY3)
+    assert table_rows(DB, "users", ["user_id"]) == by_hour
+    assert {row[0]: row[1:] for row in by_hour} == expected_users(sample, DAY2, DAY3)
