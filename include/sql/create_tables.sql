@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS staging_events (
     status          INTEGER,
     ts              BIGINT NOT NULL,    -- epoch milliseconds, UTC
     useragent       VARCHAR(1024),
-    userid          VARCHAR(32)         -- digits, or '' when logged out
+    userid          VARCHAR(32),        -- digits, or '' when logged out
+    source_key      VARCHAR(1024)       -- the S3 object the row came from
 );
 
 CREATE TABLE IF NOT EXISTS staging_songs (
@@ -36,7 +37,8 @@ CREATE TABLE IF NOT EXISTS staging_songs (
     title               VARCHAR(1024),
     duration            DOUBLE PRECISION,
     year                INTEGER,
-    source_key          VARCHAR(1024)       -- the S3 object the row came from (PostgreSQL path)
+    source_key          VARCHAR(1024)       -- the S3 object the row came from (NULL when
+                                            -- Redshift copied the whole prefix at once)
 );
 
 -- Which objects a staging table holds, by key and ETag: an incremental load reads only
@@ -47,6 +49,19 @@ CREATE TABLE IF NOT EXISTS staging_manifest (
     etag            VARCHAR(256) NOT NULL,
     loaded_at       TIMESTAMP NOT NULL,
     PRIMARY KEY (table_name, source_key)
+);
+
+-- The plays each staged log object holds per UTC hour, written by the events staging in
+-- its load's transaction (the rows of the objects it loads are replaced): the quality
+-- checks compare an interval's plays in songplays with these.
+CREATE TABLE IF NOT EXISTS staging_counts (
+    table_name      VARCHAR(256) NOT NULL,
+    source_key      VARCHAR(1024) NOT NULL,
+    hour_start      TIMESTAMP NOT NULL,     -- UTC hour of the plays' ts
+    plays           INTEGER NOT NULL,       -- distinct NextSong (userId, sessionId,
+                                            -- itemInSession) staged from the object in it
+    run_id          VARCHAR(256) NOT NULL,
+    counted_at      TIMESTAMP NOT NULL
 );
 
 -- Fact: one row per play. songplay_id is derived from the event's identity
@@ -99,18 +114,21 @@ CREATE TABLE IF NOT EXISTS "time" (          -- quoted: TIME is reserved on Reds
 );
 
 -- Records the staging step set aside (malformed JSON, wrong types, missing fields, values
--- too long), with where they came from; a re-run of a run replaces its own rows.
+-- too long, NUL characters, broken staging rules), with where they came from; a re-run of
+-- a run replaces its own rows.
 CREATE TABLE IF NOT EXISTS staging_rejects (
     run_id          VARCHAR(256) NOT NULL,
     table_name      VARCHAR(256) NOT NULL,
     source_key      VARCHAR(1024) NOT NULL,
-    line_number     INTEGER NOT NULL,
+    line_number     INTEGER,            -- NULL: a row Redshift copied, then a rule refused
     reason          VARCHAR(1024) NOT NULL,
     raw_line        VARCHAR(65535),     -- the line as read, cut at 65,535 characters
+                                        -- (a rule-refused Redshift row: its values as JSON)
     rejected_at     TIMESTAMP NOT NULL
 );
 
--- One row per quality check per run: what was observed against what was expected.
+-- One row per quality check per attempt of a run: what was observed against what was
+-- expected. A re-run of the same attempt replaces its rows.
 CREATE TABLE IF NOT EXISTS data_quality_results (
     run_id          VARCHAR(256) NOT NULL,
     check_name      VARCHAR(256) NOT NULL,
@@ -118,5 +136,19 @@ CREATE TABLE IF NOT EXISTS data_quality_results (
     passed          BOOLEAN NOT NULL,
     observed        VARCHAR(1024),
     expected        VARCHAR(1024),
-    checked_at      TIMESTAMP NOT NULL
+    checked_at      TIMESTAMP NOT NULL,
+    try_number      INTEGER             -- the task's attempt; last, as ALTER TABLE adds it
+);
+
+-- Each user's latest play per loaded interval (the interval is the one last_play_at lies
+-- in): the users load replaces the interval's rows, like the fact load, then rebuilds
+-- users from the latest row per user, so users follow corrected data as songplays do.
+CREATE TABLE IF NOT EXISTS users_history (
+    user_id         INTEGER NOT NULL,
+    first_name      VARCHAR(256),
+    last_name       VARCHAR(256),
+    gender          VARCHAR(8),
+    level           VARCHAR(16),
+    last_play_at    TIMESTAMP NOT NULL, -- the user's latest play in its interval
+    PRIMARY KEY (user_id, last_play_at)
 );

@@ -151,11 +151,12 @@ def test_sparkify_daily_report_runs_on_the_songplays_dataset(dag_bag):
 def test_dimension_modes_and_staging_inputs(dag_bag):
     dag = dag_bag.dags["sparkify_etl"]
     modes = {t.table: t.mode for t in dag.tasks if t.task_type == "LoadDimensionOperator"}
+    # users and time follow corrections of a day: rebuilt from what the intervals hold
     assert modes == {
-        "users": "upsert",
+        "users": "history",
         "songs": "truncate-insert",
         "artists": "truncate-insert",
-        "time": "upsert",
+        "time": "interval-replace",
     }
     events = dag.get_task("stage_events")
     assert events.input_file.path.endswith("/log_data/")

@@ -9,8 +9,9 @@ from sparkify.ddl import table_columns, tables
 
 def test_every_table_of_the_ddl_is_found():
     assert sorted(tables()) == sorted([
-        "staging_events", "staging_songs", "staging_manifest", "songplays", "users",
-        "songs", "artists", "time", "staging_rejects", "data_quality_results",
+        "staging_events", "staging_songs", "staging_manifest", "staging_counts", "songplays",
+        "users", "songs", "artists", "time", "staging_rejects", "data_quality_results",
+        "users_history",
     ])  # fmt: skip
 
 
