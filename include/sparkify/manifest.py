@@ -35,6 +35,39 @@ def diff(listed: Mapping[str, str], manifest: Mapping[str, str]) -> ManifestDiff
     return ManifestDiff(changed, removed, unchanged=len(listed) - len(changed))
 
 
+def forget_stale(
+    cursor: Any,
+    table: str,
+    manifest_table: str,
+    table_name: str,
+    listed: Mapping[str, str],
+    *,
+    full_reload: bool,
+    clear: str,
+) -> ManifestDiff | None:
+    """Drop the staging rows of changed and deleted objects, before an incremental load.
+
+    Returns what to load, or None when everything is to be (re)loaded (``full_reload``,
+    or no manifest yet): the table is then emptied by the statement ``clear``.
+
+    :param cursor: a cursor inside the load's transaction.
+    :param table: the validated, quoted staging table.
+    :param manifest_table: the validated, quoted manifest table.
+    :param table_name: the staging table's name, as the manifest keys it.
+    :param listed: the fresh listing, key -> ETag.
+    :param full_reload: ignore the manifest.
+    :param clear: the statement emptying ``table`` (``sql.clear_table``).
+    """
+    known = {} if full_reload else read(cursor, manifest_table, table_name)
+    if not known:
+        cursor.execute(clear)
+        return None
+    plan = diff(listed, known)
+    if plan.stale:
+        cursor.execute(sql.delete_rows_of_objects(table), {"keys": plan.stale})
+    return plan
+
+
 def read(cursor: Any, manifest_table: str, table_name: str) -> dict[str, str]:
     cursor.execute(sql.manifest_select(manifest_table), {"table_name": table_name})
     return dict(cursor.fetchall())

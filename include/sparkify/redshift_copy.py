@@ -34,16 +34,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sparkify import sql, staging_rules
-from sparkify.json_copy import SOURCE_KEY_COLUMN, ensure_source_key, table_columns
-from sparkify.staging_rules import (
-    PlayCount,
-    RecordError,
-    Reject,
-    RejectCollector,
-    StagingError,
-    TableRules,
-)
+from sparkify import redshift_sql, sql, staging_rules
+from sparkify.json_copy import ensure_source_key, table_columns
+from sparkify.json_encode import SOURCE_KEY_COLUMN
+from sparkify.staging_rejects import RecordError, Reject, RejectCollector, StagingError
+from sparkify.staging_rules import PlayCount, TableRules
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +168,7 @@ def stage(cursor: Any, client: Any, settings: RedshiftStaging, keys: Sequence[st
                 cursor, table, rules, columns, source_key or manifest, collector
             )
         if source_key is not None:
-            cursor.execute(sql.set_source_key(table), {"source_key": source_key})
+            cursor.execute(redshift_sql.set_source_key(table), {"source_key": source_key})
             if settings.counts_table is not None and rules is not None and rules.plays:
                 _count_plays(cursor, table, rules, rules.plays, source_key, settings)
         rows += loaded - refused
@@ -198,7 +193,7 @@ def _copy(
     cursor: Any, table: str, columns: Sequence[str], manifest_url: str, settings: RedshiftStaging
 ) -> tuple[int, int]:
     """Run one COPY of a manifest; returns its query id and the rows it loaded."""
-    statement = sql.redshift_copy(
+    statement = redshift_sql.redshift_copy(
         table=table,
         s3_url=manifest_url,
         credentials=settings.credentials,
@@ -246,7 +241,7 @@ def _refuse_rule_breakers(
     predicates = staging_rules.violation_predicates(rules)
     reasons = [rule.reason for rule in staging_rules.rule_list(rules)]
     cursor.execute(
-        sql.select_rule_violations(table, columns, predicates),
+        redshift_sql.select_rule_violations(table, columns, predicates),
         {"limit": collector.max_rejects + 1},
     )
     broken = cursor.fetchall()
@@ -254,7 +249,7 @@ def _refuse_rule_breakers(
         raw = json.dumps(dict(zip(columns, values, strict=True)), ensure_ascii=False, default=str)
         collector.add(source, None, RecordError(source, reasons[rule_number]), raw)
     if broken:
-        cursor.execute(sql.delete_rule_violations(table, predicates))
+        cursor.execute(redshift_sql.delete_rule_violations(table, predicates))
     return len(broken)
 
 
@@ -275,7 +270,7 @@ def _count_plays(
         "counted_at": datetime.now(UTC).replace(tzinfo=None),
     }
     cursor.execute(sql.delete_object_counts(counts), parameters)
-    statement = sql.count_plays(
+    statement = redshift_sql.count_plays(
         table,
         counts,
         plays.identity,

@@ -1,4 +1,4 @@
-"""What staging refuses, declared once, and how many refusals a load tolerates.
+"""What staging refuses, declared once, and compiled for both targets.
 
 The star schema needs more of a staged row than its column types say: a play
 (``page = 'NextSong'``) needs its identity (``userid``, ``sessionid``, ``iteminsession``)
@@ -17,12 +17,12 @@ reasons. A NUL character (``\\u0000``) is refused in every text field of every t
 PostgreSQL cannot store it (one would fail the whole COPY without naming the line) and
 Redshift's COPY rejects the row itself, into its load-error view (see ``redshift_copy``).
 
-The bad-record types and the ``RejectCollector`` live here too: both targets use them.
+What is done with a refused record (``Reject``, ``RejectCollector``) is
+``sparkify.staging_rejects``.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,106 +34,14 @@ from sparkify.sql import identifier
 INTEGER_MAX = 2**31 - 1
 HOUR_MS = 3_600_000
 EPOCH = datetime(1970, 1, 1)
-# A rejected line is kept whole up to this many characters (Redshift's VARCHAR maximum).
-REJECT_LINE_CHARS = 65535
 
 
-# ----------------------------------------------------------------------------- bad records
-
-
-class StagingError(ValueError):
-    """A record could not be staged; the message names the object and line."""
-
-
-class RecordError(StagingError):
-    """One bad record: ``where`` (object and line) and ``reason``, kept apart for rejects."""
-
-    def __init__(self, where: str, reason: str) -> None:
-        super().__init__(f"{where}: {reason}")
-        self.where = where
-        self.reason = reason
-
-
-class TooManyRejectsError(StagingError):
-    """More bad records than the load tolerates; the message names the first ones."""
-
-
-@dataclass(frozen=True)
-class Reject:
-    """A record that was not staged, and why; ``line_number`` is None when unknown (a row
-    a Redshift COPY loaded and a rule then refused)."""
-
-    source_key: str
-    line_number: int | None
-    reason: str
-    raw_line: str | None
-
-
-def _order(reject: Reject) -> tuple[str, int, str, str]:
-    # Rows a rule refused after a Redshift COPY share object and (no) line: the reason and
-    # values then keep the order stable, whatever order the database returned them in.
-    line = -1 if reject.line_number is None else reject.line_number
-    return reject.source_key, line, reject.reason, reject.raw_line or ""
-
-
-class RejectCollector:
-    """Collects bad records (from worker threads too); raises once there are too many.
-
-    :param max_rejects: how many bad records the load tolerates (like Redshift's MAXERROR,
-        but over the whole load); one more raises ``TooManyRejectsError`` naming the first
-        offenders.
-    """
-
-    def __init__(self, max_rejects: int) -> None:
-        if max_rejects < 0:
-            raise ValueError("max_rejects must be >= 0")
-        self.max_rejects = max_rejects
-        self._rejects: list[Reject] = []
-        self._lock = threading.Lock()
-
-    def add(
-        self, key: str, line_number: int | None, error: RecordError, line: bytes | str | None
-    ) -> None:
-        """Set one record aside.
-
-        :param key: the object it came from.
-        :param line_number: its line in the object, or None when unknown.
-        :param error: why (its ``reason`` is kept).
-        :param line: the record as read (bytes are decoded, invalid UTF-8 replaced), or None.
-        """
-        raw = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-        raw = None if raw is None else raw[:REJECT_LINE_CHARS]
-        reject = Reject(key, line_number, error.reason, raw)
-        with self._lock:
-            self._rejects.append(reject)
-            too_many = len(self._rejects) > self.max_rejects
-        if too_many:
-            offenders = "; ".join(
-                f"{r.source_key}{'' if r.line_number is None else f' line {r.line_number}'}: "
-                f"{r.reason}"
-                for r in self.rejects[:5]
-            )
-            raise TooManyRejectsError(
-                f"more than {self.max_rejects} bad record(s) (max_rejects); first: {offenders}"
-            )
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._rejects)
-
-    @property
-    def rejects(self) -> list[Reject]:
-        """Every reject so far, by object and line."""
-        with self._lock:
-            return sorted(self._rejects, key=_order)
+# ----------------------------------------------------------------------------- declarations
 
 
 def nul_reason(column: str) -> str:
     """Why a record holding a NUL character in ``column`` is refused (every table)."""
     return f"{column} holds a NUL character (\\u0000), which the warehouse cannot store"
-
-
-# ----------------------------------------------------------------------------- declarations
 
 
 @dataclass(frozen=True)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.exceptions import AirflowException
 from astro.sql import LoadFileOperator
 
-from sparkify import sql
+from sparkify import manifest, redshift_sql, sql
 from sparkify.config import Dialect, warehouse_dialect
 from sparkify.s3_objects import (
     MissingObjectsError,
@@ -227,7 +226,10 @@ class StageToRedshiftOperator(LoadFileOperator):
                     cursor, table, client, bucket, keys, context["run_id"]
                 )
             if listed is not None:
-                self._record_manifest(cursor, listed, keys, forgotten)
+                manifest.record(
+                    cursor, sql.qualified(self.schema, self.manifest_table),
+                    self.output_table.name, {key: listed[key] for key in keys}, forget=forgotten,
+                )  # fmt: skip
         self.log.info(
             "Staged %s rows from %s object(s) of s3://%s into %s in %.1f s",
             rows, len(keys), bucket, table, time.monotonic() - started,
@@ -251,62 +253,36 @@ class StageToRedshiftOperator(LoadFileOperator):
 
         Returns the keys to (re)load and the manifest keys to forget (``None``: all).
         """
-        from sparkify import manifest
-
-        manifest_table = sql.qualified(self.schema, self.manifest_table)
-        known = (
-            {}
-            if self._full_reload_requested()
-            else manifest.read(cursor, manifest_table, self.output_table.name)
-        )
-        if not known:
-            cursor.execute(sql.clear_table(table, self.dialect))
+        plan = manifest.forget_stale(
+            cursor, table, sql.qualified(self.schema, self.manifest_table),
+            self.output_table.name, listed, full_reload=self._full_reload_requested(),
+            clear=sql.clear_table(table, self.dialect),
+        )  # fmt: skip
+        if plan is None:
             self.log.info("Full load of %s objects (no manifest, or full_reload)", len(listed))
             return sorted(listed), None
-        plan = manifest.diff(listed, known)
-        if plan.stale:
-            cursor.execute(sql.delete_rows_of_objects(table), {"keys": plan.stale})
         self.log.info(
             "Incremental load: %s new or changed, %s removed, %s unchanged object(s)",
             len(plan.changed), len(plan.removed), plan.unchanged,
         )  # fmt: skip
         return plan.changed, plan.stale
 
-    def _record_manifest(
-        self, cursor: Any, listed: dict[str, str], loaded: list[str], forget: list[str] | None
-    ) -> None:
-        from sparkify import manifest
-
-        manifest.record(
-            cursor,
-            sql.qualified(self.schema, self.manifest_table),
-            self.output_table.name,
-            {key: listed[key] for key in loaded},
-            forget=forget,
-        )
-
     # ------------------------------------------------------------------ copying
 
     def _copy_on_postgres(
         self, cursor: Any, table: str, client: Any, bucket: str, keys: list[str], run_id: str
     ) -> int:
-        from sparkify import staging_rules
-        from sparkify.json_copy import (
-            RejectCollector,
-            StagingError,
-            copy_objects,
-            ensure_source_key,
-            table_columns,
-        )
+        from sparkify import json_copy, staging_rules
+        from sparkify.staging_rejects import RejectCollector, StagingError
 
         name = self.output_table.name
-        columns = table_columns(cursor, self.schema, name)
-        columns = ensure_source_key(cursor, self.schema, name, columns)
+        columns = json_copy.table_columns(cursor, self.schema, name)
+        columns = json_copy.ensure_source_key(cursor, self.schema, name, columns)
         rejects = RejectCollector(self.max_rejects)
         try:
-            result = copy_objects(
+            result = json_copy.copy_objects(
                 cursor, table, columns, keys, line_reader(client, bucket), self.max_workers,
-                rejects=rejects, rules=staging_rules.rules_for(self.output_table.name),
+                rejects=rejects, rules=staging_rules.rules_for(name),
             )  # fmt: skip
         except StagingError as exc:
             raise AirflowException(
@@ -314,27 +290,18 @@ class StageToRedshiftOperator(LoadFileOperator):
             ) from exc
         self._record_rejects(cursor, run_id, rejects.rejects)
         if result.plays:
-            self._record_counts(cursor, run_id, keys, result.plays)
+            counts_table = sql.qualified(self.schema, self.counts_table)
+            json_copy.record_counts(cursor, counts_table, name, run_id, keys, result.plays)
         return result.rows
 
     def _record_rejects(self, cursor: Any, run_id: str, rejects: list) -> None:
         """Replace this run's rejects for this table (a re-run does not pile them up)."""
+        from sparkify import staging_rejects
+
         rejects_table = sql.qualified(self.schema, self.rejects_table)
-        cursor.execute(
-            sql.delete_run_rejects(rejects_table),
-            {"run_id": run_id, "table_name": self.output_table.name},
-        )
+        staging_rejects.record(cursor, rejects_table, run_id, self.output_table.name, rejects)
         if not rejects:
             return
-        now = datetime.now(UTC).replace(tzinfo=None)
-        cursor.executemany(
-            sql.insert_reject(rejects_table),
-            [
-                (run_id, self.output_table.name, r.source_key, r.line_number,
-                 r.reason[:1024], r.raw_line, now)
-                for r in rejects
-            ],
-        )  # fmt: skip
         first = rejects[0]
         line = "" if first.line_number is None else f" line {first.line_number}"
         self.log.warning(
@@ -342,34 +309,13 @@ class StageToRedshiftOperator(LoadFileOperator):
             len(rejects), self.rejects_table, first.source_key, line, first.reason,
         )  # fmt: skip
 
-    def _record_counts(
-        self, cursor: Any, run_id: str, keys: list[str], plays: dict[str, dict[int, int]]
-    ) -> None:
-        """Replace the play counts of the objects just loaded (PostgreSQL path)."""
-        from sparkify.staging_rules import hour_start
-
-        counts_table = sql.qualified(self.schema, self.counts_table)
-        name = self.output_table.name
-        for key in keys:
-            cursor.execute(
-                sql.delete_object_counts(counts_table), {"table_name": name, "source_key": key}
-            )
-        now = datetime.now(UTC).replace(tzinfo=None)
-        rows = [
-            (name, key, hour_start(hour), count, run_id, now)
-            for key in keys
-            for hour, count in plays.get(key, {}).items()
-        ]
-        if rows:
-            cursor.executemany(sql.insert_counts(counts_table), rows)
-
     def _copy_on_redshift(
         self, cursor: Any, table: str, client: Any, bucket: str, keys: list[str], run_id: str
     ) -> int:
         from airflow.hooks.base import BaseHook
 
         from sparkify import redshift_copy
-        from sparkify.staging_rules import TooManyRejectsError
+        from sparkify.staging_rejects import TooManyRejectsError
 
         warehouse = BaseHook.get_connection(self.output_table.conn_id)
         settings = redshift_copy.RedshiftStaging(
@@ -402,8 +348,8 @@ class StageToRedshiftOperator(LoadFileOperator):
     def _redshift_credentials(self) -> str:
         """``IAM_ROLE '...'`` when ``iam_role`` is set, else the AWS connection's keys."""
         if self.iam_role:
-            return sql.redshift_iam_role(self.iam_role)
+            return redshift_sql.redshift_iam_role(self.iam_role)
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         keys = S3Hook(aws_conn_id=self.input_file.conn_id).get_credentials()
-        return sql.redshift_access_keys(keys.access_key, keys.secret_key, keys.token)
+        return redshift_sql.redshift_access_keys(keys.access_key, keys.secret_key, keys.token)

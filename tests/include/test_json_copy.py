@@ -1,4 +1,4 @@
-"""Unit tests for sparkify.json_copy: JSON lines -> COPY text, and the streaming COPY.
+"""Unit tests for sparkify.json_copy: the streaming COPY of JSON lines (json_encode encodes).
 
 The streaming tests compare what a fake cursor's ``copy_expert`` read, decoded from COPY's
 text format, with a plain ``json.loads`` of every line: nothing trusts the encoder.
@@ -18,23 +18,11 @@ from types import SimpleNamespace
 import pytest
 
 from sparkify import json_copy
-from sparkify.json_copy import (
-    CHUNK_BYTES,
-    REJECT_LINE_CHARS,
-    Column,
-    LoadResult,
-    RecordError,
-    Reject,
-    RejectCollector,
-    RowEncoder,
-    StagingError,
-    TooManyRejectsError,
-    copy_objects,
-    encode_object,
-    table_columns,
-)
+from sparkify.json_copy import CHUNK_BYTES, LoadResult, copy_objects, table_columns
+from sparkify.json_encode import Column
 from sparkify.s3_objects import line_reader
 from sparkify.sql import read_sql
+from sparkify.staging_rejects import RejectCollector, StagingError, TooManyRejectsError
 from tests.fakes import FailingCopyCursor, FakeCursor, FakeS3Client, Result, parse_copy_text
 
 COLUMNS = [
@@ -52,198 +40,6 @@ COPY_SQL = (
 )
 BUCKET = "sparkify-test"
 TIMEOUT = 15
-
-
-def encode(record: object, columns: list[Column] = COLUMNS, where: str = "k.json line 1") -> str:
-    line = record if isinstance(record, str | bytes) else json.dumps(record)
-    return RowEncoder(columns).encode(line, where)
-
-
-# ----------------------------------------------------------------------------- RowEncoder
-
-
-def test_encodes_one_record_in_column_order():
-    record = {
-        "ts": 1541376000000, "userId": "39", "page": "NextSong", "length": 215.5,
-        "itemInSession": 3, "artist": "Des'ree",
-    }  # fmt: skip
-    assert encode(record) == "Des'ree\t3\t215.5\tNextSong\t1541376000000\t39\n"
-
-
-def test_keys_match_columns_case_insensitively_and_extra_keys_are_ignored():
-    record = {"TS": 1, "USERID": "7", "ItemInSession": 0, "method": "PUT", "auth": "Logged In"}
-    assert encode(record) == "\\N\t0\t\\N\t\\N\t1\t7\n"
-
-
-def test_null_and_missing_values_are_copy_nulls():
-    assert encode({"ts": 5, "artist": None, "length": None}) == "\\N\t\\N\t\\N\t\\N\t5\t\\N\n"
-
-
-def test_zero_and_empty_string_are_values_not_nulls():
-    assert encode({"ts": 0, "userId": "", "length": 0.0}) == "\\N\t\\N\t0.0\t\\N\t0\t\n"
-
-
-def test_text_escapes_tab_newline_carriage_return_and_backslash():
-    line = encode({"ts": 1, "artist": "a\tb\nc\\d\re", "page": "\\N"})
-    assert line == "a\\tb\\nc\\\\d\\re\t\\N\t\\N\t\\\\N\t1\t\\N\n"
-    # A literal "\N" in the data must not read back as NULL.
-    assert parse_copy_text(line.encode(), 6)[0][3] == "\\N"
-
-
-def test_non_ascii_text_is_preserved():
-    record = {"ts": 1, "artist": "Beyoncé · 東京事変 — Sigur Rós"}
-    assert encode(record).split("\t")[0] == "Beyoncé · 東京事変 — Sigur Rós"
-    raw = json.dumps(record, ensure_ascii=False).encode("utf-8")
-    assert encode(raw).split("\t")[0] == "Beyoncé · 東京事変 — Sigur Rós"
-
-
-def test_text_columns_take_numbers_booleans_and_nested_json():
-    assert encode({"ts": 1, "userId": 39})[:-1].split("\t")[5] == "39"
-    assert encode({"ts": 1, "page": True})[:-1].split("\t")[3] == "true"
-    nested = encode({"ts": 1, "artist": {"name": "Björk", "tags": ["a\tb"]}})
-    assert nested.split("\t")[0] == '{"name": "Björk", "tags": ["a\\\\tb"]}'
-
-
-def test_integral_floats_are_integers_and_ints_are_floats():
-    assert encode({"ts": 1541376000000.0, "itemInSession": 3.0, "length": 200}) == (
-        "\\N\t3\t200\t\\N\t1541376000000\t\\N\n"
-    )
-
-
-@pytest.mark.parametrize(
-    ("line", "message"),
-    [
-        ('{"ts": "abc"}', "log.json line 7: ts must be an integer, got 'abc'"),
-        ('{"ts": "1541376000000"}', "log.json line 7: ts must be an integer, got '1541376000000'"),
-        ('{"ts": 1, "itemInSession": 1.5}', "iteminsession must be an integer, got 1.5"),
-        # NaN and Infinity are not JSON: the parser refuses them outright.
-        ('{"ts": NaN}', "log.json line 7: malformed JSON"),
-        ('{"ts": Infinity}', "log.json line 7: malformed JSON"),
-        ('{"ts": true}', "log.json line 7: ts must be an integer, got True"),
-        ('{"ts": 1, "length": "long"}', "length must be a number, got 'long'"),
-        ('{"ts": 1, "length": NaN}', "log.json line 7: malformed JSON"),
-        ('{"ts": 1, "length": -Infinity}', "log.json line 7: malformed JSON"),
-        ('{"ts": 1, "length": 1e400}', "log.json line 7: malformed JSON"),
-        (
-            '{"ts": 1, "itemInSession": 2147483648}',
-            "iteminsession 2147483648 is out of the integer range",
-        ),
-        (
-            '{"ts": 123456789012345678901234567890}',
-            "ts 1.2345678901234568e+29 is out of the bigint range",
-        ),
-        ('{"ts": 1, "length": false}', "length must be a number, got False"),
-        ('{"ts": 1, "length": [1]}', "length must be a number, got [1]"),
-    ],
-)
-def test_bad_numbers_name_file_and_line(line, message):
-    with pytest.raises(StagingError) as info:
-        encode(line, where="log.json line 7")
-    assert message in str(info.value)
-    assert str(info.value).startswith("log.json line 7: ")
-
-
-@pytest.mark.parametrize("line", ['{"page": "Home"}', '{"ts": null, "page": "Home"}'])
-def test_required_column_missing_or_null(line):
-    with pytest.raises(
-        StagingError, match=r"^log.json line 2: required field 'ts' is missing or null$"
-    ):
-        encode(line, where="log.json line 2")
-
-
-@pytest.mark.parametrize(
-    ("line", "message"),
-    [
-        ('{"ts": 1', r"^k.json line 3: malformed JSON \("),
-        (b"\xff\xfe{}", r"^k.json line 3: malformed JSON \("),
-        ('{"ts": 1} trailing', r"^k.json line 3: malformed JSON \("),
-        ("[1, 2]", r"^k.json line 3: expected a JSON object, got list$"),
-        ('"text"', r"^k.json line 3: expected a JSON object, got str$"),
-        ("42", r"^k.json line 3: expected a JSON object, got int$"),
-        ("null", r"^k.json line 3: expected a JSON object, got NoneType$"),
-    ],
-)
-def test_malformed_json_and_non_objects(line, message):
-    with pytest.raises(StagingError, match=message):
-        encode(line, where="k.json line 3")
-
-
-def test_staging_error_is_a_value_error():
-    assert issubclass(StagingError, ValueError)
-    assert issubclass(RecordError, StagingError)
-    assert issubclass(TooManyRejectsError, StagingError)
-
-
-def test_record_error_keeps_where_and_reason_apart():
-    with pytest.raises(RecordError) as info:
-        encode('{"ts": "abc"}', where="day.json line 4")
-    assert info.value.where == "day.json line 4"
-    assert info.value.reason == "ts must be an integer, got 'abc'"
-    assert str(info.value) == "day.json line 4: ts must be an integer, got 'abc'"
-
-
-GENDER = [Column("gender", "character varying", True, 8), Column("ts", "bigint", False)]
-
-
-def test_text_up_to_the_column_length_is_accepted_counting_bytes_as_redshift_does():
-    assert encode({"gender": "x" * 8, "ts": 1}, GENDER) == "xxxxxxxx\t1\n"
-    # 4 characters, 8 bytes of UTF-8: fits Redshift's VARCHAR(8), so it is staged here too
-    assert encode({"gender": "é" * 4, "ts": 1}, GENDER) == "éééé\t1\n"
-    assert encode({"gender": "😀😀", "ts": 1}, GENDER) == "😀😀\t1\n"  # 2 x 4 bytes
-    # escaping happens after the length check: 3 characters, 4 in COPY text
-    short = [Column("gender", "text", True, 3), *GENDER[1:]]
-    assert encode({"gender": "a\tb", "ts": 1}, short) == "a\\tb\t1\n"
-
-
-def test_text_longer_than_the_column_is_a_RecordError():
-    with pytest.raises(RecordError) as info:
-        encode({"gender": "x" * 1234, "ts": 1}, GENDER, where="k.json line 9")
-    assert info.value.reason == "gender is 1,234 bytes of UTF-8, longer than the column's 8"
-    # 5 characters, 10 bytes: PostgreSQL's VARCHAR(8) would take it, Redshift's would not
-    with pytest.raises(RecordError) as info:
-        encode({"gender": "é" * 5, "ts": 1}, GENDER)
-    assert info.value.reason == "gender is 10 bytes of UTF-8, longer than the column's 8"
-    # nested JSON is measured as the text stored: '["abcde"]' is 9 bytes
-    with pytest.raises(RecordError, match=r"^k.json line 1: gender is 9 bytes of UTF-8"):
-        encode({"gender": ["abcde"], "ts": 1}, GENDER)
-
-
-ARTIST_256 = [Column("artist", "character varying", True, 256), Column("ts", "bigint", False)]
-
-
-def test_a_300_byte_artist_name_under_256_characters_does_not_fit_varchar_256():
-    name = "Björk & " + "東京事変" * 24 + "東"  # 105 characters, 300 bytes
-    assert (len(name), len(name.encode())) == (105, 300)
-    with pytest.raises(RecordError) as info:
-        encode({"artist": name, "ts": 1}, ARTIST_256)
-    assert info.value.reason == "artist is 300 bytes of UTF-8, longer than the column's 256"
-    fits = "é" * 128  # 256 bytes exactly
-    assert encode({"artist": fits, "ts": 1}, ARTIST_256) == fits + "\t1\n"
-
-
-def test_nul_characters_are_refused_in_any_text_field():
-    with pytest.raises(RecordError) as info:
-        encode('{"ts": 1, "page": "Next\\u0000Song"}', where="k.json line 4")
-    assert str(info.value) == (
-        "k.json line 4: page holds a NUL character (\\u0000), which the warehouse cannot store"
-    )
-    # inside nested JSON the NUL stays escaped text, which any database stores
-    nested = encode('{"ts": 1, "artist": {"a": "x\\u0000y"}}')
-    assert nested.split("\t")[0] == '{"a": "x\\\\u0000y"}'
-    # an escaped backslash before "u0000" is the six characters \u0000, not a NUL
-    assert encode('{"ts": 1, "artist": "a\\\\u0000"}').split("\t")[0] == "a\\\\u0000"
-    # a NUL in a key no column takes never reaches the database
-    assert encode('{"ts": 1, "other": "\\u0000"}') == "\\N\t\\N\t\\N\t\\N\t1\t\\N\n"
-
-
-def test_encode_object_skips_blank_lines_but_counts_them_in_line_numbers():
-    lines = [b'{"ts": 1}', b"", b"   ", b'{"ts": 2}', b'{"ts": "x"}']
-    encoder = RowEncoder(COLUMNS)
-    produced = encode_object("day.json", lines, encoder)
-    assert next(produced) == "\\N\t\\N\t\\N\t\\N\t1\t\\N\n"
-    assert next(produced) == "\\N\t\\N\t\\N\t\\N\t2\t\\N\n"
-    with pytest.raises(StagingError, match=r"^day.json line 5: ts must be an integer"):
-        next(produced)
 
 
 # ----------------------------------------------------------------------------- table_columns
@@ -512,67 +308,6 @@ def test_copy_failing_midway_propagates_without_hanging(monkeypatch, fail_after_
 
 
 # ----------------------------------------------------------------------------- rejects
-
-
-def test_reject_collector_refuses_a_negative_limit():
-    with pytest.raises(ValueError, match="max_rejects must be >= 0"):
-        RejectCollector(-1)
-
-
-def test_reject_collector_keeps_rejects_sorted_until_one_too_many():
-    rejects = RejectCollector(max_rejects=2)
-    rejects.add("b.json", 3, RecordError("b.json line 3", "bad b3"), b'{"ts": "x"}')
-    rejects.add("a.json", 7, RecordError("a.json line 7", "bad a7"), "[1]")
-    assert rejects.rejects == [
-        Reject("a.json", 7, "bad a7", "[1]"),
-        Reject("b.json", 3, "bad b3", '{"ts": "x"}'),
-    ]
-    with pytest.raises(TooManyRejectsError) as info:
-        rejects.add("a.json", 2, RecordError("a.json line 2", "bad a2"), b"{")
-    assert str(info.value) == (
-        "more than 2 bad record(s) (max_rejects); first: "
-        "a.json line 2: bad a2; a.json line 7: bad a7; b.json line 3: bad b3"
-    )
-
-
-def test_reject_collector_names_at_most_five_offenders():
-    rejects = RejectCollector(max_rejects=6)
-    for n in range(1, 7):
-        rejects.add("k.json", n, RecordError(f"k.json line {n}", f"r{n}"), b"x")
-    with pytest.raises(TooManyRejectsError) as info:
-        rejects.add("k.json", 7, RecordError("k.json line 7", "r7"), b"x")
-    message = str(info.value)
-    assert message.startswith("more than 6 bad record(s) (max_rejects); first: k.json line 1: r1;")
-    assert "k.json line 5: r5" in message
-    assert "line 6" not in message and "line 7" not in message
-
-
-def test_reject_collector_zero_tolerance_raises_on_the_first():
-    rejects = RejectCollector(0)
-    with pytest.raises(TooManyRejectsError, match=r"first: k.json line 1: nope$"):
-        rejects.add("k.json", 1, RecordError("k.json line 1", "nope"), b"x")
-
-
-def test_reject_keeps_the_raw_line_decoded_and_cut():
-    rejects = RejectCollector(max_rejects=5)
-    rejects.add("k.json", 1, RecordError("k.json line 1", "r"), b'{"a": "caf\xc3\xa9", \xff}')
-    rejects.add("k.json", 2, RecordError("k.json line 2", "r"), "y" * (REJECT_LINE_CHARS + 10))
-    first, second = rejects.rejects
-    assert first.raw_line == '{"a": "café", \ufffd}'
-    assert second.raw_line == "y" * REJECT_LINE_CHARS
-
-
-def test_encode_object_sets_bad_records_aside_with_a_collector():
-    lines = [b'{"ts": 1}', b"not json", b"", b'{"page": "Home"}', b'{"ts": 2}']
-    rejects = RejectCollector(max_rejects=10)
-    produced = list(encode_object("day.json", lines, RowEncoder(COLUMNS), rejects))
-    assert produced == ["\\N\t\\N\t\\N\t\\N\t1\t\\N\n", "\\N\t\\N\t\\N\t\\N\t2\t\\N\n"]
-    assert [(r.source_key, r.line_number, r.raw_line) for r in rejects.rejects] == [
-        ("day.json", 2, "not json"),
-        ("day.json", 4, '{"page": "Home"}'),
-    ]
-    assert rejects.rejects[0].reason.startswith("malformed JSON (")
-    assert rejects.rejects[1].reason == "required field 'ts' is missing or null"
 
 
 BAD_LINES = [

@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sparkify import redshift_copy
-from sparkify.json_copy import RowEncoder, encode_object
+from sparkify.json_encode import RowEncoder, encode_object
 from sparkify.redshift_copy import (
     ManifestError,
     RedshiftLoad,
@@ -28,7 +28,8 @@ from sparkify.redshift_copy import (
     manifest_key,
 )
 from sparkify.sql import read_sql
-from sparkify.staging_rules import RULES, Reject, RejectCollector, TooManyRejectsError
+from sparkify.staging_rejects import Reject, RejectCollector, TooManyRejectsError
+from sparkify.staging_rules import RULES
 from tests.fakes import (
     FakeCursor,
     FakeS3Client,
@@ -460,7 +461,7 @@ SONG_CASES = [
 
 def loader_verdicts(records: list[dict], table: str, info: list[tuple]) -> list[str | None]:
     """Per record, the PostgreSQL loader's reason for refusing it (None: staged)."""
-    from sparkify.json_copy import Column
+    from sparkify.json_encode import Column
 
     encoder = RowEncoder([Column(*c) for c in info], RULES[table])
     verdicts = []

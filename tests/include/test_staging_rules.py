@@ -13,15 +13,13 @@ from datetime import datetime
 import pytest
 
 from sparkify import staging_rules
-from sparkify.json_copy import Column, LoadResult, RowEncoder, copy_objects, encode_object
+from sparkify.json_copy import LoadResult, copy_objects
+from sparkify.json_encode import Column, RowEncoder, encode_object
+from sparkify.staging_rejects import Reject, RejectCollector
 from sparkify.staging_rules import (
     RULES,
     PlayCount,
-    RecordError,
-    Reject,
-    RejectCollector,
     TableRules,
-    TooManyRejectsError,
     hour_start,
     hourly_plays,
     rule_list,
@@ -277,31 +275,3 @@ def test_hours_truncate_toward_zero_as_sql_does_and_a_null_time_is_no_hour():
         assert check(["NextSong", user, "1", "1", ts], tally) is None
     assert tally == {1: {"1\t1\t1"}, 0: {"2\t1\t1"}, -1: {"3\t1\t1"}}
     assert hourly_plays(tally) == {-1: 1, 0: 1, 1: 1}
-
-
-# ----------------------------------------------------------------------------- collector
-
-
-def test_rejects_without_a_line_number_sort_first_and_read_without_one():
-    rejects = RejectCollector(max_rejects=2)
-    rejects.add("b.json", 3, RecordError("b.json line 3", "bad"), None)
-    rejects.add("b.json", None, RecordError("b.json", "rule"), '{"userid": "x"}')
-    assert rejects.rejects == [
-        Reject("b.json", None, "rule", '{"userid": "x"}'),
-        Reject("b.json", 3, "bad", None),
-    ]
-    assert len(rejects) == 2
-    with pytest.raises(TooManyRejectsError) as info:
-        rejects.add("a.json", None, RecordError("a.json", "other rule"), None)
-    assert str(info.value) == (
-        "more than 2 bad record(s) (max_rejects); first: "
-        "a.json: other rule; b.json: rule; b.json line 3: bad"
-    )
-
-
-def test_the_loader_reexports_the_shared_types():
-    from sparkify import json_copy
-
-    assert json_copy.RejectCollector is staging_rules.RejectCollector
-    assert json_copy.RecordError is staging_rules.RecordError
-    assert json_copy.StagingError is staging_rules.StagingError
