@@ -28,11 +28,7 @@ from sparkify.json_encode import (
     encode_object,
 )
 from sparkify.sql import delete_object_counts, insert_counts, read_sql, render_tables
-from sparkify.staging_rejects import (  # noqa: F401 - re-exported: the loader's error types
-    RecordError,
-    RejectCollector,
-    StagingError,
-)
+from sparkify.staging_rejects import RejectCollector, StagingError
 from sparkify.staging_rules import PlayTally, TableRules, hour_start, hourly_plays
 
 # Bytes of COPY text handed to the database at a time, and how many such chunks may wait.

@@ -83,12 +83,3 @@ def test_rejects_without_a_line_number_sort_first_and_read_without_one():
         "more than 2 bad record(s) (max_rejects); first: "
         "a.json: other rule; b.json: rule; b.json line 3: bad"
     )
-
-
-def test_the_loader_reexports_the_shared_types():
-    from sparkify import json_copy
-    from sparkify import staging_rejects as staging_rules  # the shared types' module
-
-    assert json_copy.RejectCollector is staging_rules.RejectCollector
-    assert json_copy.RecordError is staging_rules.RecordError
-    assert json_copy.StagingError is staging_rules.StagingError
