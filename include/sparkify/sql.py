@@ -192,15 +192,6 @@ def insert_reject(rejects_table: str) -> str:
     )
 
 
-def insert_check_results(results_table: str) -> str:
-    """One data quality result (positional binds, for executemany)."""
-    return (
-        f"INSERT INTO {results_table} "  # noqa: S608 - validated identifier
-        "(run_id, check_name, table_name, passed, observed, expected, checked_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s)"
-    )
-
-
 # ---------------------------------------------------------------- incremental staging
 # PostgreSQL path only (array parameters): Redshift stages the whole prefix in-cluster.
 

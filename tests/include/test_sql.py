@@ -11,7 +11,6 @@ from sparkify.sql import (
     count_rows,
     delete_run_rejects,
     identifier,
-    insert_check_results,
     insert_reject,
     qualified,
     read_sql,
@@ -263,13 +262,5 @@ def test_rejects_statements():
     assert insert_reject(table) == (
         'INSERT INTO "public"."staging_rejects" '
         "(run_id, table_name, source_key, line_number, reason, raw_line, rejected_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s)"
-    )
-
-
-def test_check_results_insert():
-    assert insert_check_results('"public"."data_quality_results"') == (
-        'INSERT INTO "public"."data_quality_results" '
-        "(run_id, check_name, table_name, passed, observed, expected, checked_at) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s)"
     )
