@@ -4,11 +4,15 @@
    sample (``.local/sample``), and the date range (``--start``/``--end``, both days
    included; by default the days of the folder's log files);
 2. mirrors the folder into the local S3 API;
-3. runs ``airflow dags backfill`` over the range (one run per day, in order);
+3. runs ``airflow dags backfill`` over the range (one run per day, as many at a time
+   as the DAG's ``max_active_runs``) with the DebugExecutor (``--executor`` or
+   ``SPARKIFY_BACKFILL_EXECUTOR=LocalExecutor`` for the other; see
+   ``backfill_environment``);
 4. checks every run succeeded, and prints rows per table and the quality checks.
 
-Airflow's settings come from the environment (``scripts/airflow_env.sh``); the stack
-and the metadata DB must be up (the Makefile sees to both).
+Airflow's settings come from the environment (``scripts/airflow_env.sh``), its metadata
+DB is the local PostgreSQL's ``airflow_meta`` (``airflow_metadata.py``; the one ``make
+airflow`` shows); the stack and the metadata DB must be up (the Makefile sees to both).
 """
 
 from __future__ import annotations
@@ -24,9 +28,28 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 
-from dev.local_stack.stack import HOST, PG_PORT, S3_BUCKET, S3_PORT, STATE_DIR
+from dev.local_stack.airflow_metadata import CONN_VARIABLE, is_postgres, sql_alchemy_conn
+from dev.local_stack.stack import (
+    HOST,
+    PG_DATABASE,
+    PG_PASSWORD,
+    PG_PORT,
+    PG_USER,
+    S3_BUCKET,
+    S3_PORT,
+    STATE_DIR,
+)
 
 DAG_ID = "sparkify_etl"
+# The backfill's executor (measured in dev/bench/README.md); SPARKIFY_BACKFILL_EXECUTOR
+# (make run BACKFILL_EXECUTOR=...) picks the other.
+EXECUTORS = ("DebugExecutor", "LocalExecutor")
+DEFAULT_EXECUTOR = "DebugExecutor"
+EXECUTOR_VARIABLE = "SPARKIFY_BACKFILL_EXECUTOR"
+# LocalExecutor: tasks at a time in a backfill.
+LOCAL_PARALLELISM = 8
+# airflow_local_settings.py of a LocalExecutor backfill (its task policy: no retries).
+BACKFILL_SETTINGS = Path(__file__).resolve().parent / "backfill_settings"
 _FINISHED_RUNS = re.compile(r"finished run \d+ of \d+")
 _LOG_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})-events\.json$")
 
@@ -44,27 +67,68 @@ def log_days(folder: Path) -> list[date]:
 
 
 def backfill_command(start: date, end: date, dag_id: str = DAG_ID) -> list[str]:
-    """``airflow dags backfill`` of [start, end], both days included, run anew."""
+    """``airflow dags backfill`` of [start, end], both days included, run anew.
+
+    ``--delay-on-limit 0``: once the runs allowed at a time (``max_active_runs``) are
+    done, the next ones start without the default 1 s wait. (Retries: see
+    ``backfill_environment``; ``--disable-retry`` misses tasks that ran in a
+    LocalExecutor worker in Airflow 2.11.)
+    """
     airflow = [sys.executable, "-m", "airflow"]
     dates = ["-s", start.isoformat(), "-e", end.isoformat()]
-    return [*airflow, "dags", "backfill", *dates, "--reset-dagruns", "-y", dag_id]
+    options = ["--reset-dagruns", "--delay-on-limit", "0", "-y"]
+    return [*airflow, "dags", "backfill", *dates, *options, dag_id]
 
 
-def backfill_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a backfill run in one process.
+def backfill_environment(
+    environ: dict[str, str] | None = None, executor: str | None = None
+) -> dict[str, str]:
+    """The environment of a backfill: ``environ`` with ``executor``.
 
-    Airflow's ``DebugExecutor`` runs each task inside the backfill's own process: no
-    interpreter start-up per task (several seconds with astro-sdk's imports). A failed
-    task fails its run at once (no 5-minute retry wait on a developer's machine).
+    ``executor`` defaults to ``$SPARKIFY_BACKFILL_EXECUTOR``, else ``DEFAULT_EXECUTOR``.
+
+    ``DebugExecutor`` (the default): every task inside the backfill's own process, one at
+    a time, its output the backfill's; a failed task fails its run at once. Measured on
+    this project's 2-core machines (``dev/bench/README.md``) it beats the LocalExecutor
+    at one run at a time *and* at 30: a task here is ~0.1 s of work, and a LocalExecutor
+    task costs more than that in process start-up and CPU (forked, but it still loads
+    the DAG, its connections and its templates anew).
+
+    ``LocalExecutor`` (needs PostgreSQL metadata, as ``make run``'s is): each task in a
+    process forked from the backfill's, at most ``LOCAL_PARALLELISM`` at a time, without
+    retries (a cluster policy, see ``backfill_settings/``): it pays when tasks wait on
+    I/O for longer than their start-up, or with more cores.
     """
     env = dict(os.environ if environ is None else environ)
-    env["AIRFLOW__CORE__EXECUTOR"] = "DebugExecutor"
-    env.setdefault("AIRFLOW__DEBUG__FAIL_FAST", "False")
+    executor = executor or env.get(EXECUTOR_VARIABLE) or DEFAULT_EXECUTOR
+    if executor not in EXECUTORS:
+        raise ValueError(f"backfill executor must be one of {EXECUTORS}, not {executor!r}")
+    if executor == "LocalExecutor" and not is_postgres(env.get(CONN_VARIABLE)):
+        raise ValueError(
+            "the LocalExecutor needs the PostgreSQL metadata DB (`make airflow-db`), "
+            "Airflow refuses it on SQLite"
+        )
+    env["AIRFLOW__CORE__EXECUTOR"] = executor
+    if executor == "DebugExecutor":
+        env.setdefault("AIRFLOW__DEBUG__FAIL_FAST", "False")
+    else:
+        env.setdefault("AIRFLOW__CORE__PARALLELISM", str(LOCAL_PARALLELISM))
+        # Fork the task processes from the backfill (Airflow's default, said explicitly).
+        env["AIRFLOW__CORE__EXECUTE_TASKS_NEW_PYTHON_INTERPRETER"] = "False"
+        # No retries (a cluster policy): a failed task fails its run at once, as under
+        # the DebugExecutor (the DAG's 3 retries wait 5 minutes each).
+        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        if str(BACKFILL_SETTINGS) not in paths:
+            env["PYTHONPATH"] = os.pathsep.join([str(BACKFILL_SETTINGS), *paths])
     return env
 
 
 def run_backfill(
-    start: date, end: date, log_path: Path, environ: dict[str, str] | None = None
+    start: date,
+    end: date,
+    log_path: Path,
+    environ: dict[str, str] | None = None,
+    executor: str | None = None,
 ) -> int:
     """Run the backfill, its output to ``log_path``, progress lines to stdout."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +138,7 @@ def run_backfill(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env=backfill_environment(environ),
+            env=backfill_environment(environ, executor),
         )
         assert process.stdout is not None
         finished = None
@@ -164,7 +228,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="folder with song_data/ and log_data/")
     parser.add_argument("--start", type=date.fromisoformat, help="first day (YYYY-MM-DD)")
     parser.add_argument("--end", type=date.fromisoformat, help="last day, included")
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help=f"the backfill's executor (default: ${EXECUTOR_VARIABLE}, else {DEFAULT_EXECUTOR})",
+    )
     args = parser.parse_args(argv)
+    # Airflow's metadata DB: PostgreSQL (make airflow-db), the one `make airflow` shows,
+    # for the backfill and for this process's reads of it; before Airflow is imported.
+    os.environ.setdefault(CONN_VARIABLE, sql_alchemy_conn())
 
     folder = args.data
     if folder is None:
@@ -189,9 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
     log_path = STATE_DIR / "logs" / f"backfill-{stamp}.log"
-    print(f"Backfilling {DAG_ID} from {start} to {end} (log: {log_path})")
+    env = backfill_environment(executor=args.executor)
+    executor = env["AIRFLOW__CORE__EXECUTOR"]
+    print(f"Backfilling {DAG_ID} from {start} to {end} with the {executor} (log: {log_path})")
     began, began_at = time.monotonic(), time.time()
-    code = run_backfill(start, end, log_path)
+    code = run_backfill(start, end, log_path, env, executor)
     elapsed = time.monotonic() - began
 
     states = run_states(start, end)
@@ -208,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The backfill runs the days in order: the newest report is the range's last run.
     print_last_report(since=began_at)
     print(
-        f"\nThe warehouse stays up: psql postgresql://sparkify:sparkify@{HOST}:{PG_PORT}/sparkify"
+        f"\nThe warehouse stays up: psql postgresql://{PG_USER}:{PG_PASSWORD}@{HOST}:{PG_PORT}/{PG_DATABASE}"
         " (`make stop` stops it)"
     )
     ok = code == 0 and not failed and len(states) == expected_days

@@ -35,7 +35,18 @@ STATE_DIR = Path(os.environ.get("SPARKIFY_STATE_DIR", PROJECT_ROOT / ".local"))
 HOST = "127.0.0.1"
 PG_PORT = int(os.environ.get("SPARKIFY_PG_PORT", "8001"))
 S3_PORT = int(os.environ.get("SPARKIFY_S3_PORT", "8002"))
-PG_DATABASE = PG_USER = PG_PASSWORD = "sparkify"
+PG_DATABASE = PG_USER = "sparkify"
+
+
+def _warehouse_password() -> str:
+    """The local warehouse's password: the one airflow_settings.yaml gives `redshift`."""
+    from dev.local_stack.airflow_settings import read_settings
+
+    entry = next(c for c in read_settings()["connections"] if c["conn_id"] == "redshift")
+    return str(entry["conn_password"])
+
+
+PG_PASSWORD = _warehouse_password()
 S3_BUCKET = os.environ.get("SPARKIFY_S3_BUCKET", "sparkify-local")
 
 
@@ -173,6 +184,8 @@ def postgres_status() -> ServerStatus:
 def start_postgres() -> ServerStatus:
     status = postgres_status()
     if status.running:
+        # Reused: its role and database still follow airflow_settings.yaml.
+        _ensure_sparkify_database(ensure_postgres_installed(), pg_home() / "run")
         return status
     if port_open(PG_PORT):
         raise StackError(
@@ -209,10 +222,12 @@ def start_postgres() -> ServerStatus:
 def _ensure_sparkify_database(bin_dir: Path, run_dir: Path) -> None:
     psql = [str(bin_dir / "psql"), "-h", str(run_dir), "-p", str(PG_PORT), "-U", "postgres"]
     psql += ["-v", "ON_ERROR_STOP=1", "-q", "-d", "postgres"]
+    # The password follows airflow_settings.yaml, also on a cluster created before it changed.
     role_sql = (
         "DO $$ BEGIN "
         f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_USER}') THEN "
-        f"CREATE ROLE {PG_USER} LOGIN PASSWORD '{PG_PASSWORD}' CREATEDB; END IF; END $$;"
+        f"CREATE ROLE {PG_USER} LOGIN PASSWORD '{PG_PASSWORD}' CREATEDB; "
+        f"ELSE ALTER ROLE {PG_USER} PASSWORD '{PG_PASSWORD}'; END IF; END $$;"
     )
     _as_postgres([*psql, "-c", role_sql])
     exists = _as_postgres(
