@@ -13,11 +13,13 @@ DATA ?=
 START ?=
 END ?=
 # make bench: SCALE=full|small, QUICK=1 (tiny data, 1 run), RUNS=n, BACKFILL=0 to skip the
-# Airflow backfill, BENCH_ARGS for anything else (python -m dev.bench.bench_staging --help).
+# Airflow backfill, MAX_ACTIVE_RUNS=30,1 for the backfilled DAG copies (default 30),
+# BENCH_ARGS for anything else (python -m dev.bench.bench_staging --help).
 SCALE ?= full
 QUICK ?=
 RUNS ?=
 BACKFILL ?= $(if $(QUICK),0,1)
+MAX_ACTIVE_RUNS ?=
 BENCH_ARGS ?=
 
 .PHONY: help venv stack airflow-db airflow browser run test lint format stop clean bench
@@ -53,27 +55,35 @@ $(VENV)/.installed: requirements.lock
 stack: venv
 	@$(ENV) python -m dev.local_stack.stack up
 
-# Airflow's metadata DB (SQLite under .local/airflow) plus airflow_settings.yaml.
-airflow-db: venv
-	@mkdir -p .local/airflow
-	@$(ENV) airflow db migrate > .local/airflow/migrate.log 2>&1 \
-		|| { tail -20 .local/airflow/migrate.log; exit 1; }
-	@$(ENV) python -m dev.local_stack.airflow_settings
+# Airflow's metadata DB on the local PostgreSQL, as the Astro CLI runs it (database
+# airflow_meta, owner sparkify; SQLite would allow one task at a time): created when
+# missing, migrated when behind (log: .local/airflow/migrate.log), airflow_settings.yaml
+# applied. See dev/local_stack/airflow_metadata.py.
+airflow-db: stack
+	@$(ENV) python -m dev.local_stack.airflow_metadata setup
 
-# Webserver + scheduler in the background (logs, PID files in .local/airflow); admin/admin
-# is a local-development account only. `make stop` stops them.
+# Webserver + scheduler in the background (logs, PID files in .local/airflow) on that DB with
+# the LocalExecutor: the scheduler runs tasks in parallel. admin/admin is a
+# local-development account only. `make stop` stops them.
 airflow: stack airflow-db
 	@$(ENV) python -m dev.local_stack.airflow_servers start
 
+# The backfill runs on the same metadata DB (the runs show in `make airflow`), with the
+# DebugExecutor: measured faster here than the LocalExecutor (dev/bench/README.md);
+# BACKFILL_EXECUTOR=LocalExecutor picks that one.
+BACKFILL_EXECUTOR ?=
 run: stack airflow-db
 	@$(ENV) python -m dev.local_stack.run_pipeline \
-		$(if $(DATA),--data "$(DATA)") $(if $(START),--start $(START)) $(if $(END),--end $(END))
+		$(if $(DATA),--data "$(DATA)") $(if $(START),--start $(START)) $(if $(END),--end $(END)) \
+		$(if $(BACKFILL_EXECUTOR),--executor $(BACKFILL_EXECUTOR))
 
-# Issue 3's staging benchmark: results in dev/bench/results/latest.json (see dev/bench/README.md).
+# Issue 3's staging benchmark and issue 11's parallel backfill: results in
+# dev/bench/results/latest.json (see dev/bench/README.md).
 bench: stack
 	@$(ENV) python -m dev.bench.bench_staging --scale $(SCALE) $(if $(QUICK),--quick) \
 		$(if $(RUNS),--runs $(RUNS)) \
-		$(if $(filter 1 yes true,$(BACKFILL)),--backfill,--no-backfill) $(BENCH_ARGS)
+		$(if $(filter 1 yes true,$(BACKFILL)),--backfill,--no-backfill) \
+		$(if $(MAX_ACTIVE_RUNS),--backfill-max-active-runs $(MAX_ACTIVE_RUNS)) $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

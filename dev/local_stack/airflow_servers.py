@@ -13,9 +13,13 @@ returns once ``/health`` reports the metadata DB and the scheduler healthy. ``st
 sends SIGTERM to a server's children (gunicorn's workers, the scheduler's DAG processor,
 log server and task processes), then to the server itself, and SIGKILL to what is left.
 
-Metadata stay in SQLite, so the executor is Airflow's default for it, SequentialExecutor:
-one task at a time, each in its own ``airflow tasks run`` process. That process is found
-by name, so the venv's ``bin`` must be on ``PATH`` (the server environment sees to it).
+``make airflow`` (the CLI's ``start``) runs them as the Astro CLI does: the metadata DB on
+PostgreSQL (``airflow_meta`` on the local stack, set up by ``make airflow-db``, see
+``airflow_metadata.py``) and the LocalExecutor, so the scheduler runs tasks in parallel,
+each in a process forked from a worker. ``start()`` itself runs what its environment
+says: a test passes a private ``AIRFLOW_HOME`` and executor (SQLite and the
+SequentialExecutor, say) and gets exactly that. Task processes are found by name, so
+the venv's ``bin`` must be on ``PATH`` (the server environment sees to it).
 
     python -m dev.local_stack.airflow_servers start [--port 8080] | stop | status
 """
@@ -34,6 +38,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from dev.local_stack.airflow_metadata import metadata_environment
 from dev.local_stack.processes import read_pid_file, running_record, spawn, stop_recorded
 from dev.local_stack.stack import (
     HOST,
@@ -45,10 +50,12 @@ from dev.local_stack.stack import (
 )
 
 DEFAULT_PORT = int(os.environ.get("SPARKIFY_AIRFLOW_PORT", "8080"))
-# Local development only: the UI listens on loopback and the metadata DB is a local file.
+# Local development only: the UI listens on loopback, the metadata DB is the local stack's.
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin"
 SERVERS = ("webserver", "scheduler")
+# Tasks the scheduler's LocalExecutor runs at a time.
+LOCAL_PARALLELISM = 8
 VENV_BIN = Path(sys.executable).parent
 # What the image and the Astro CLI put on sys.path for the DAGs: the `sparkify` package.
 RUNTIME_PATH = PROJECT_ROOT / "include"
@@ -121,6 +128,17 @@ def server_environment(
     result.setdefault("GUNICORN_CMD_ARGS", "--no-control-socket")
     if log_server_port is not None:
         result["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(log_server_port)
+    return result
+
+
+def make_airflow_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What ``make airflow`` starts the servers with: ``env`` (default: this process's)
+    on the PostgreSQL metadata DB with the LocalExecutor, unless ``env`` names others."""
+    result = metadata_environment(env)
+    if result.get("AIRFLOW__CORE__EXECUTOR") == "LocalExecutor":
+        # The LocalExecutor starts this many worker processes up front (Airflow's 32 is
+        # more than a 2-core machine runs at once).
+        result.setdefault("AIRFLOW__CORE__PARALLELISM", str(LOCAL_PARALLELISM))
     return result
 
 
@@ -330,10 +348,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         if args.command == "start":
+            env = make_airflow_environment()
             print(
-                f"Starting Airflow's webserver and scheduler (AIRFLOW_HOME={home}) ...", flush=True
+                f"Starting Airflow's webserver and scheduler (AIRFLOW_HOME={home}, "
+                f"{env.get('AIRFLOW__CORE__EXECUTOR', 'default executor')}) ...",
+                flush=True,
             )
-            servers = start(port=args.port, timeout=args.timeout)
+            servers = start(make_airflow_environment(), port=args.port, timeout=args.timeout)
         else:
             servers = status(home)
     except AirflowServersError as exc:

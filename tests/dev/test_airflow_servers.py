@@ -180,3 +180,36 @@ def test_cli_status_and_stop_without_servers(tmp_path):
         [*command, "stop"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True
     )
     assert stop.returncode == 0 and "not running" in stop.stdout
+
+
+# --------------------------------------------------------------------------- make airflow
+
+
+def test_make_airflow_runs_the_local_executor_on_the_postgresql_metadata_db(tmp_path):
+    from dev.local_stack.airflow_metadata import sql_alchemy_conn
+
+    env = servers.make_airflow_environment({"AIRFLOW_HOME": str(tmp_path)})
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == sql_alchemy_conn("airflow_meta")
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__CORE__PARALLELISM"] == str(servers.LOCAL_PARALLELISM)
+    # What start() adds keeps them.
+    full = servers.server_environment(env, port=8123)
+    assert full["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert full["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == sql_alchemy_conn("airflow_meta")
+
+
+def test_a_private_home_keeps_its_own_database_and_executor(tmp_path):
+    """As the browser test starts its servers: SQLite in its home, SequentialExecutor."""
+    given = {
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__EXECUTOR": "SequentialExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/airflow.db",
+    }
+    env = servers.make_airflow_environment(given)
+    assert {k: env[k] for k in given} == given
+    assert "AIRFLOW__CORE__PARALLELISM" not in env
+    # start() uses the environment it is given as it is: no metadata settings added.
+    plain = servers.server_environment({"AIRFLOW_HOME": str(tmp_path)}, port=8123)
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in plain
+    assert "AIRFLOW__CORE__EXECUTOR" not in plain
