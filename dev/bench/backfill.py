@@ -260,13 +260,17 @@ def per_day_work(times: list[TaskTime]) -> dict[str, float]:
 # --------------------------------------------------------------------------- one backfill
 
 
-def _metadata(home: Path, metadata: str, env: dict[str, str], log) -> tuple[Path | str, float]:
+def _metadata(
+    home: Path, metadata: str, env: dict[str, str], log, database: str = METADATA_DATABASE
+) -> tuple[Path | str, float]:
     """A fresh metadata DB for the run; where to read it and the seconds it took."""
     began = time.perf_counter()
     if metadata == "postgres":
-        airflow_metadata.drop_database(METADATA_DATABASE)
-        airflow_metadata.setup(env, METADATA_DATABASE, apply_settings=False)
-        source: Path | str = airflow_metadata.sql_alchemy_conn(METADATA_DATABASE).replace(
+        if not database.startswith("bench_"):
+            raise ValueError(f"the benchmark only touches bench_* databases, not {database!r}")
+        airflow_metadata.drop_database(database)
+        airflow_metadata.setup(env, database, apply_settings=False)
+        source: Path | str = airflow_metadata.sql_alchemy_conn(database).replace(
             "postgresql+psycopg2://", "postgresql://"
         )
     elif metadata == "sqlite":
@@ -296,6 +300,7 @@ def run_backfill_benchmark(
     executor: str = "LocalExecutor",
     metadata: str = "postgres",
     airflow_home: Path | None = None,
+    metadata_database: str = METADATA_DATABASE,
     log=print,
 ) -> dict[str, Any]:
     """Backfill ``days`` days (default: the whole month) of a DAG copy with
@@ -317,10 +322,10 @@ def run_backfill_benchmark(
         {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags.parent)}
     )
     if metadata == "postgres":
-        env[airflow_metadata.CONN_VARIABLE] = airflow_metadata.sql_alchemy_conn(METADATA_DATABASE)
+        env[airflow_metadata.CONN_VARIABLE] = airflow_metadata.sql_alchemy_conn(metadata_database)
     else:
         env.pop(airflow_metadata.CONN_VARIABLE, None)
-    source, migrate_seconds = _metadata(home, metadata, env, log)
+    source, migrate_seconds = _metadata(home, metadata, env, log, metadata_database)
 
     fresh_database(database, with_tables=False)  # create_tables is the DAG's first task
     run_env = backfill_environment(
