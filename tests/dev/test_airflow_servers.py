@@ -7,12 +7,10 @@ against PID reuse and how process trees are stopped is tested in ``test_processe
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -21,22 +19,6 @@ import pytest
 from dev.local_stack import airflow_servers as servers
 from dev.local_stack import processes
 from dev.local_stack.stack import PROJECT_ROOT
-
-
-@pytest.fixture
-def started() -> Iterator[list[psutil.Process]]:
-    """Processes a test starts; whatever still runs at the end is killed."""
-    processes: list[psutil.Process] = []
-    yield processes
-    for process in processes:
-        try:
-            family = [*process.children(recursive=True), process]
-        except psutil.Error:
-            continue
-        for member in family:
-            with contextlib.suppress(psutil.Error):
-                member.kill()
-        psutil.wait_procs(family, timeout=5)
 
 
 def spawn(argv: list[str], home: Path, name: str, started: list) -> processes.PidRecord:

@@ -7,7 +7,6 @@ still runs at the end.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -15,30 +14,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-import pytest
 
 from dev.local_stack import processes
 from dev.local_stack.stack import port_open
-
-
-@pytest.fixture
-def started() -> Iterator[list[psutil.Process]]:
-    """Processes a test starts; whatever still runs at the end is killed."""
-    running: list[psutil.Process] = []
-    yield running
-    for process in running:
-        try:
-            family = [*process.children(recursive=True), process]
-        except psutil.Error:
-            continue
-        for member in family:
-            with contextlib.suppress(psutil.Error):
-                member.kill()
-        psutil.wait_procs(family, timeout=5)
 
 
 def spawn(argv: list[str], home: Path, name: str, started: list, **kwargs) -> processes.PidRecord:

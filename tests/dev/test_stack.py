@@ -8,35 +8,17 @@ process is one this test starts, killed by PID at the end if it still runs.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import psutil
 import pytest
 
 from dev.local_stack import processes, stack
-
-
-@pytest.fixture
-def started() -> Iterator[list[psutil.Process]]:
-    """Processes a test starts; whatever still runs at the end is killed."""
-    running: list[psutil.Process] = []
-    yield running
-    for process in running:
-        try:
-            family = [*process.children(recursive=True), process]
-        except psutil.Error:
-            continue
-        for member in family:
-            with contextlib.suppress(psutil.Error):
-                member.kill()
-        psutil.wait_procs(family, timeout=5)
 
 
 @pytest.fixture
