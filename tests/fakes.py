@@ -22,6 +22,30 @@ from sparkify.config import AWS_CONN_ID, WAREHOUSE_CONN_ID
 
 # ----------------------------------------------------------------------------- database
 
+# information_schema.columns rows of the staging tables (create_tables.sql): name, type,
+# nullable, maximum length; the tests of both staging paths read the tables through them.
+STAGING_EVENTS_INFO = [
+    ("artist", "character varying", True, 1024), ("auth", "character varying", True, 32),
+    ("firstname", "character varying", True, 256), ("gender", "character varying", True, 8),
+    ("iteminsession", "integer", True, None), ("lastname", "character varying", True, 256),
+    ("length", "double precision", True, None), ("level", "character varying", True, 16),
+    ("location", "character varying", True, 1024), ("method", "character varying", True, 16),
+    ("page", "character varying", True, 64), ("registration", "double precision", True, None),
+    ("sessionid", "integer", True, None), ("song", "character varying", True, 1024),
+    ("status", "integer", True, None), ("ts", "bigint", False, None),
+    ("useragent", "character varying", True, 1024), ("userid", "character varying", True, 32),
+    ("source_key", "character varying", True, 1024),
+]  # fmt: skip
+STAGING_SONGS_INFO = [
+    ("num_songs", "integer", True, None), ("artist_id", "character varying", True, 32),
+    ("artist_latitude", "double precision", True, None),
+    ("artist_longitude", "double precision", True, None),
+    ("artist_location", "character varying", True, 1024),
+    ("artist_name", "character varying", True, 1024), ("song_id", "character varying", True, 32),
+    ("title", "character varying", True, 1024), ("duration", "double precision", True, None),
+    ("year", "integer", True, None), ("source_key", "character varying", True, 1024),
+]  # fmt: skip
+
 
 @dataclass
 class Result:

@@ -31,6 +31,8 @@ from sparkify.sql import read_sql
 from sparkify.staging_rejects import Reject, RejectCollector, TooManyRejectsError
 from sparkify.staging_rules import RULES
 from tests.fakes import (
+    STAGING_EVENTS_INFO,
+    STAGING_SONGS_INFO,
     FakeCursor,
     FakeS3Client,
     Result,
@@ -50,29 +52,9 @@ EVENTS = '"public"."staging_events"'
 SONGS = '"public"."staging_songs"'
 NEEDED = " (needed when page = 'NextSong')"
 NUMBER = "userid is not a whole number up to 2147483647" + NEEDED
-# information_schema.columns of the staging tables (create_tables.sql)
-EVENT_INFO = [
-    ("artist", "character varying", True, 1024), ("auth", "character varying", True, 32),
-    ("firstname", "character varying", True, 256), ("gender", "character varying", True, 8),
-    ("iteminsession", "integer", True, None), ("lastname", "character varying", True, 256),
-    ("length", "double precision", True, None), ("level", "character varying", True, 16),
-    ("location", "character varying", True, 1024), ("method", "character varying", True, 16),
-    ("page", "character varying", True, 64), ("registration", "double precision", True, None),
-    ("sessionid", "integer", True, None), ("song", "character varying", True, 1024),
-    ("status", "integer", True, None), ("ts", "bigint", False, None),
-    ("useragent", "character varying", True, 1024), ("userid", "character varying", True, 32),
-    ("source_key", "character varying", True, 1024),
-]  # fmt: skip
+EVENT_INFO = STAGING_EVENTS_INFO
 EVENT_NAMES = [row[0] for row in EVENT_INFO[:-1]]  # what COPY fills
-SONG_INFO = [
-    ("num_songs", "integer", True, None), ("artist_id", "character varying", True, 32),
-    ("artist_latitude", "double precision", True, None),
-    ("artist_longitude", "double precision", True, None),
-    ("artist_location", "character varying", True, 1024),
-    ("artist_name", "character varying", True, 1024), ("song_id", "character varying", True, 32),
-    ("title", "character varying", True, 1024), ("duration", "double precision", True, None),
-    ("year", "integer", True, None), ("source_key", "character varying", True, 1024),
-]  # fmt: skip
+SONG_INFO = STAGING_SONGS_INFO
 SONG_NAMES = [row[0] for row in SONG_INFO[:-1]]
 
 

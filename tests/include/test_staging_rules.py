@@ -25,40 +25,19 @@ from sparkify.staging_rules import (
     rule_list,
     rules_for,
 )
-from tests.fakes import FakeCursor, parse_copy_text, without
+from tests.fakes import (
+    STAGING_EVENTS_INFO,
+    STAGING_SONGS_INFO,
+    FakeCursor,
+    parse_copy_text,
+    without,
+)
 from tests.fakes import logged_out_event as logged_out_home
 from tests.fakes import play_event as play
 from tests.fakes import song_record as song
 
-# The staging tables' columns as information_schema reports them (create_tables.sql).
-EVENT_COLUMNS = [
-    Column(*c)
-    for c in [
-        ("artist", "character varying", True, 1024), ("auth", "character varying", True, 32),
-        ("firstname", "character varying", True, 256), ("gender", "character varying", True, 8),
-        ("iteminsession", "integer", True, None), ("lastname", "character varying", True, 256),
-        ("length", "double precision", True, None), ("level", "character varying", True, 16),
-        ("location", "character varying", True, 1024), ("method", "character varying", True, 16),
-        ("page", "character varying", True, 64), ("registration", "double precision", True, None),
-        ("sessionid", "integer", True, None), ("song", "character varying", True, 1024),
-        ("status", "integer", True, None), ("ts", "bigint", False, None),
-        ("useragent", "character varying", True, 1024), ("userid", "character varying", True, 32),
-        ("source_key", "character varying", True, 1024),
-    ]
-]  # fmt: skip
-SONG_COLUMNS = [
-    Column(*c)
-    for c in [
-        ("num_songs", "integer", True, None), ("artist_id", "character varying", True, 32),
-        ("artist_latitude", "double precision", True, None),
-        ("artist_longitude", "double precision", True, None),
-        ("artist_location", "character varying", True, 1024),
-        ("artist_name", "character varying", True, 1024),
-        ("song_id", "character varying", True, 32),
-        ("title", "character varying", True, 1024), ("duration", "double precision", True, None),
-        ("year", "integer", True, None), ("source_key", "character varying", True, 1024),
-    ]
-]  # fmt: skip
+EVENT_COLUMNS = [Column(*c) for c in STAGING_EVENTS_INFO]
+SONG_COLUMNS = [Column(*c) for c in STAGING_SONGS_INFO]
 NOV1 = 1541030400000  # 2018-11-01T00:00:00Z in epoch ms
 HOUR = 3_600_000
 EVENTS, SONGS = RULES["staging_events"], RULES["staging_songs"]

@@ -24,6 +24,7 @@ from operators.stage_redshift import StageToRedshiftOperator
 from sparkify.config import LOG_KEY_TEMPLATE
 from sparkify.s3_objects import MissingObjectsError
 from tests.fakes import (
+    STAGING_EVENTS_INFO,
     FakeConnection,
     FakeCursor,
     FakeS3Client,
@@ -46,19 +47,7 @@ EVENT = {
     "registration": 1540344794796.0, "sessionId": 139, "song": "You Gotta Be", "status": 200,
     "ts": 1541106106796, "userAgent": "\"Mozilla/5.0\"", "userId": "8",
 }  # fmt: skip
-# information_schema.columns rows: name, type, nullable, maximum length (create_tables.sql)
-STAGING_EVENTS = [
-    ("artist", "character varying", True, 1024), ("auth", "character varying", True, 32),
-    ("firstname", "character varying", True, 256), ("gender", "character varying", True, 8),
-    ("iteminsession", "integer", True, None), ("lastname", "character varying", True, 256),
-    ("length", "double precision", True, None), ("level", "character varying", True, 16),
-    ("location", "character varying", True, 1024), ("method", "character varying", True, 16),
-    ("page", "character varying", True, 64), ("registration", "double precision", True, None),
-    ("sessionid", "integer", True, None), ("song", "character varying", True, 1024),
-    ("status", "integer", True, None), ("ts", "bigint", False, None),
-    ("useragent", "character varying", True, 1024), ("userid", "character varying", True, 32),
-    ("source_key", "character varying", True, 1024),
-]  # fmt: skip
+STAGING_EVENTS = STAGING_EVENTS_INFO
 RUN_ID = "scheduled__2018-11-05T00:00:00+00:00"
 REJECTS = '"public"."staging_rejects"'
 DELETE_COUNTS = (

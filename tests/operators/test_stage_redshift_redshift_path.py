@@ -19,6 +19,8 @@ from operators.stage_redshift import StageToRedshiftOperator
 from sparkify.config import LOG_KEY_TEMPLATE
 from sparkify.sql import read_sql
 from tests.fakes import (
+    STAGING_EVENTS_INFO,
+    STAGING_SONGS_INFO,
     FakeConnection,
     FakeCursor,
     FakeS3Client,
@@ -38,30 +40,9 @@ EVENTS = '"public"."staging_events"'
 SONGS = '"public"."staging_songs"'
 REJECTS = '"public"."staging_rejects"'
 NEEDED = " (needed when page = 'NextSong')"
-EVENT_INFO = [
-    (name, "integer" if name in ("iteminsession", "sessionid", "status") else kind, True, size)
-    for name, kind, size in [
-        ("artist", "character varying", 1024), ("auth", "character varying", 32),
-        ("firstname", "character varying", 256), ("gender", "character varying", 8),
-        ("iteminsession", "", None), ("lastname", "character varying", 256),
-        ("length", "double precision", None), ("level", "character varying", 16),
-        ("location", "character varying", 1024), ("method", "character varying", 16),
-        ("page", "character varying", 64), ("registration", "double precision", None),
-        ("sessionid", "", None), ("song", "character varying", 1024), ("status", "", None),
-        ("ts", "bigint", None), ("useragent", "character varying", 1024),
-        ("userid", "character varying", 32), ("source_key", "character varying", 1024),
-    ]
-]  # fmt: skip
+EVENT_INFO = STAGING_EVENTS_INFO
 EVENT_NAMES = [row[0] for row in EVENT_INFO[:-1]]
-SONG_INFO = [
-    ("num_songs", "integer", True, None), ("artist_id", "character varying", True, 32),
-    ("artist_latitude", "double precision", True, None),
-    ("artist_longitude", "double precision", True, None),
-    ("artist_location", "character varying", True, 1024),
-    ("artist_name", "character varying", True, 1024), ("song_id", "character varying", True, 32),
-    ("title", "character varying", True, 1024), ("duration", "double precision", True, None),
-    ("year", "integer", True, None), ("source_key", "character varying", True, 1024),
-]  # fmt: skip
+SONG_INFO = STAGING_SONGS_INFO
 NOV5 = pendulum.datetime(2018, 11, 5, tz="UTC")
 
 
