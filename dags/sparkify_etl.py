@@ -44,6 +44,11 @@ BUCKET = variable_template(BUCKET_VARIABLE)
 IAM_ROLE = variable_template(IAM_ROLE_VARIABLE, default="")
 # How long a run waits for its day's log file before failing with the file's URL.
 LOG_WAIT_TIMEOUT = timedelta(hours=6)
+# Runs of different intervals run at once (a month of daily runs in one wave, or the 24
+# runs of an hourly day): each stages its own rows and the shared tables are written
+# under locks. What truly runs in parallel is bounded by the workers' slots (Airflow's
+# parallelism and the pools), and the warehouse serializes the writes of one table.
+MAX_ACTIVE_RUNS = 32
 
 DOC_MD = """
 ### Sparkify ETL
@@ -56,8 +61,10 @@ the data quality suite (results in `data_quality_results`); only a run whose che
 pass publishes the star schema's Datasets. Every run, failed or not, ends with a report
 (rows before and after, rejects, checks, time per task) written under the Variable
 `sparkify_reports_url`. Connections: `redshift` (the warehouse; its conn type picks the
-dialect) and `aws-redshift` (S3). One run at a time (`max_active_runs=1`): the staging
-tables are shared by runs.
+dialect) and `aws-redshift` (S3). Up to 32 runs at once (`max_active_runs`), so a
+backfill runs its intervals in parallel: each run stages and reads only its own rows of
+`staging_events`, and the tables every run writes (the dimensions, `users_history`, the
+song mirror and its manifest) are written under a table lock, one run after another.
 """
 
 default_args = {
@@ -77,7 +84,7 @@ default_args = {
     start_date=pendulum.datetime(2018, 11, 1, tz="UTC"),
     schedule="@daily",
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=MAX_ACTIVE_RUNS,
     default_args=default_args,
     tags=["sparkify", "etl"],
     doc_md=DOC_MD,
@@ -88,7 +95,9 @@ def sparkify_etl() -> None:
     # the setup of the run report, which tears the run down whatever its outcome.
     snapshot = RowCountSnapshotOperator(task_id="snapshot_row_counts", conn_id=WAREHOUSE_CONN_ID)
 
-    @aql.run_raw_sql(conn_id=WAREHOUSE_CONN_ID, task_id="create_tables")
+    # One at a time across runs: PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe
+    # against itself (two sessions creating one table: a duplicate-key error).
+    @aql.run_raw_sql(conn_id=WAREHOUSE_CONN_ID, task_id="create_tables", max_active_tis_per_dag=1)
     def create_tables():
         return read_sql("create_tables")
 

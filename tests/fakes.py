@@ -34,7 +34,8 @@ STAGING_EVENTS_INFO = [
     ("sessionid", "integer", True, None), ("song", "character varying", True, 1024),
     ("status", "integer", True, None), ("ts", "bigint", False, None),
     ("useragent", "character varying", True, 1024), ("userid", "character varying", True, 32),
-    ("source_key", "character varying", True, 1024),
+    ("source_key", "character varying", True, 1024), ("run_id", "character varying", True, 256),
+    ("staged_at", "timestamp without time zone", True, None),
 ]  # fmt: skip
 STAGING_SONGS_INFO = [
     ("num_songs", "integer", True, None), ("artist_id", "character varying", True, 32),

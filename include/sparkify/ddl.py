@@ -15,31 +15,43 @@ _CREATE = re.compile(
     r'CREATE TABLE IF NOT EXISTS\s+"?(?P<name>[a-z_][a-z0-9_]*)"?\s*\((?P<body>.*?)\n\)\s*(?:;|\Z)',
     re.DOTALL,
 )
-_COLUMN = re.compile(r"^\s*(?P<name>[a-z_][a-z0-9_]*)\s+[A-Z]")
+_COLUMN = re.compile(
+    r"^\s*(?P<name>[a-z_][a-z0-9_]*)\s+(?P<type>[A-Z][A-Z0-9 (),]*?)\s*(?:NOT NULL|PRIMARY KEY|,|$)"
+)
 _CONSTRAINTS = ("PRIMARY", "UNIQUE", "FOREIGN", "CONSTRAINT", "CHECK")
 
 
 @cache
-def tables() -> dict[str, tuple[str, ...]]:
-    """Table name -> its column names in order, for every table of the DDL."""
+def declarations() -> dict[str, dict[str, str]]:
+    """Table name -> column name -> its type as declared (``VARCHAR(256)``), in DDL order."""
     found = {}
     for match in _CREATE.finditer(read_sql("create_tables")):
-        columns = []
+        columns = {}
         for line in match["body"].splitlines():
-            code = line.split("--", 1)[0]
+            code = line.split("--", 1)[0].rstrip()
             column = _COLUMN.match(code)
             if column and column["name"].upper() not in _CONSTRAINTS:
-                columns.append(column["name"])
-        found[match["name"]] = tuple(columns)
+                columns[column["name"]] = column["type"].strip()
+        found[match["name"]] = columns
     return found
+
+
+def tables() -> dict[str, tuple[str, ...]]:
+    """Table name -> its column names in order, for every table of the DDL."""
+    return {name: tuple(columns) for name, columns in declarations().items()}
 
 
 def table_columns(table: str) -> list[str]:
     """The columns of ``table`` in DDL order; ``KeyError`` naming it when there is none."""
+    return list(column_types(table))
+
+
+def column_types(table: str) -> dict[str, str]:
+    """Column -> declared type of ``table``, in DDL order; ``KeyError`` naming it if absent."""
     try:
-        return list(tables()[table])
+        return dict(declarations()[table])
     except KeyError:
         raise KeyError(
             f"table {table!r} is not declared in include/sql/create_tables.sql "
-            f"(declared: {', '.join(sorted(tables()))})"
+            f"(declared: {', '.join(sorted(declarations()))})"
         ) from None

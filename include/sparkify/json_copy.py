@@ -16,20 +16,10 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from sparkify.json_encode import (
-    FLOAT_TYPES,
-    INTEGER_TYPES,
-    SOURCE_KEY_COLUMN,
-    TEXT_TYPES,
-    Column,
-    RowEncoder,
-    encode_object,
-)
-from sparkify.sql import delete_object_counts, insert_counts, read_sql, render_tables
-from sparkify.staging_rejects import RejectCollector, StagingError
-from sparkify.staging_rules import PlayTally, TableRules, hour_start, hourly_plays
+from sparkify.json_encode import Column, RowEncoder, encode_object
+from sparkify.staging_rejects import RejectCollector
+from sparkify.staging_rules import PlayTally, TableRules, hourly_plays
 
 # Bytes of COPY text handed to the database at a time, and how many such chunks may wait.
 CHUNK_BYTES = 1 << 20
@@ -44,44 +34,6 @@ class LoadResult:
     objects: int
     rows: int
     plays: dict[str, dict[int, int]] = field(default_factory=dict)
-
-
-def table_columns(cursor, schema: str, table: str) -> list[Column]:
-    """The table's columns in order, from the information schema."""
-    cursor.execute(read_sql("table_columns"), (schema, table))
-    columns = [Column(*row) for row in cursor]
-    if not columns:
-        raise StagingError(f"table {schema}.{table} does not exist (run create_tables first)")
-    unknown = [c for c in columns if c.data_type not in INTEGER_TYPES | FLOAT_TYPES | TEXT_TYPES]
-    if unknown:
-        raise StagingError(f"{schema}.{table}: unsupported staging column types {unknown}")
-    return columns
-
-
-def ensure_source_key(cursor, schema: str, table: str, columns: list[Column]) -> list[Column]:
-    """``columns``, once ``source_key`` is added to a table the DDL declares with it.
-
-    A table created before the column was declared lacks it (CREATE TABLE IF NOT EXISTS
-    keeps an existing table as it is); the load adds it inside its transaction.
-
-    :param cursor: a cursor inside the load's transaction.
-    :param schema: the table's schema.
-    :param table: the staging table.
-    :param columns: its columns as ``table_columns`` read them.
-    """
-    from sparkify import ddl
-
-    if any(c.name == SOURCE_KEY_COLUMN for c in columns):
-        return columns
-    try:
-        declared = ddl.table_columns(table)
-    except KeyError:
-        return columns
-    if SOURCE_KEY_COLUMN not in declared:
-        return columns
-    statement = render_tables(read_sql("staging_add_source_key"), {"staging": (schema, table)})
-    cursor.execute(statement)
-    return [*columns, Column(SOURCE_KEY_COLUMN, "character varying", True, 1024)]
 
 
 class _QueueReader(io.RawIOBase):
@@ -202,34 +154,3 @@ def copy_objects(
     if failure:
         raise failure[0]
     return LoadResult(objects=len(keys), rows=rows, plays=plays)
-
-
-def record_counts(
-    cursor,
-    counts_table: str,
-    table_name: str,
-    run_id: str,
-    keys: Sequence[str],
-    plays: dict[str, dict[int, int]],
-) -> None:
-    """Replace the play counts of the objects just loaded (``LoadResult.plays``).
-
-    :param cursor: a cursor inside the load's transaction.
-    :param counts_table: the validated, quoted counts table.
-    :param table_name: the staging table the plays were counted in.
-    :param run_id: the run that loaded them.
-    :param keys: the objects loaded (each one's earlier counts are replaced).
-    :param plays: per object, plays per hour number (``LoadResult.plays``).
-    """
-    for key in keys:
-        cursor.execute(
-            delete_object_counts(counts_table), {"table_name": table_name, "source_key": key}
-        )
-    now = datetime.now(UTC).replace(tzinfo=None)
-    rows = [
-        (table_name, key, hour_start(hour), count, run_id, now)
-        for key in keys
-        for hour, count in plays.get(key, {}).items()
-    ]
-    if rows:
-        cursor.executemany(insert_counts(counts_table), rows)

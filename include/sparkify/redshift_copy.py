@@ -21,7 +21,12 @@ a cursor inside its transaction and an S3 client). Per load:
    than ``max_rejects`` over the whole load raise ``TooManyRejectsError`` naming the
    first ones, and the caller's transaction rolls everything back.
 4. **Plays counted.** Per key, after its rule pass: distinct plays per UTC hour, by SQL
-   over that key's rows, replace the key's rows of the counts table.
+   over that key's rows of this run, into the counts table (the run's earlier counts
+   are cleared before the first COPY).
+5. **Runs kept apart.** In a run-partitioned table (``run_id``/``staged_at`` columns,
+   see ``sparkify.staging_tables``) the rows a COPY loaded are named after their run as
+   well as their object. The caller holds the tables' locks, so the NULL marks of step
+   2 are never another run's.
 """
 
 from __future__ import annotations
@@ -34,8 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sparkify import redshift_sql, sql, staging_rules
-from sparkify.json_copy import ensure_source_key, table_columns
+from sparkify import redshift_sql, sql, staging_rules, staging_tables
 from sparkify.json_encode import SOURCE_KEY_COLUMN
 from sparkify.staging_rejects import RecordError, Reject, RejectCollector, StagingError
 from sparkify.staging_rules import PlayCount, TableRules
@@ -133,7 +137,8 @@ class RedshiftLoad:
 
 
 def stage(cursor: Any, client: Any, settings: RedshiftStaging, keys: Sequence[str]) -> RedshiftLoad:
-    """COPY ``keys`` into the (already emptied) staging table and account for every row.
+    """COPY ``keys`` into the staging table (emptied, or of the run's rows) and account
+    for every row. The caller holds the locks of the tables the load writes.
 
     :param cursor: a cursor inside the caller's transaction.
     :param client: a boto3 S3 client of the AWS connection (writes the manifests).
@@ -142,15 +147,25 @@ def stage(cursor: Any, client: Any, settings: RedshiftStaging, keys: Sequence[st
     """
     table = sql.qualified(settings.schema, settings.table_name)
     rules = staging_rules.rules_for(settings.table_name)
-    found = table_columns(cursor, settings.schema, settings.table_name)
-    found = ensure_source_key(cursor, settings.schema, settings.table_name, found)
+    found = staging_tables.table_columns(cursor, settings.schema, settings.table_name)
+    found = staging_tables.ensure_declared_columns(
+        cursor, settings.schema, settings.table_name, found, "redshift"
+    )
+    per_run = staging_tables.is_run_partitioned(found)
     if rules is not None and all(c.name != SOURCE_KEY_COLUMN for c in found):
         raise StagingError(
             f"{settings.table_name} needs a {SOURCE_KEY_COLUMN} column for its staging rules"
         )
-    # Everything the JSON can fill; source_key stays NULL until named (see the module doc).
-    columns = [c.name for c in found if c.name != SOURCE_KEY_COLUMN]
+    # Everything the JSON can fill; source_key (and the run's columns) stay NULL until
+    # named (see the module doc).
+    filled = {SOURCE_KEY_COLUMN, staging_tables.RUN_COLUMN, staging_tables.STAGED_AT_COLUMN}
+    columns = [c.name for c in found if c.name not in filled]
     per_key = rules is not None and rules.plays is not None
+    if per_key and settings.counts_table is not None:
+        counts = sql.qualified(settings.schema, settings.counts_table)
+        parameters = {"table_name": settings.table_name, "run_id": settings.run_id}
+        cursor.execute(sql.delete_run_counts(counts), parameters)
+    origin = {"run_id": settings.run_id, "staged_at": staging_tables.utc_now()}
     collector = RejectCollector(settings.max_rejects)
     rows = 0
     batches = [[key] for key in keys] if per_key else [list(keys)]
@@ -168,9 +183,11 @@ def stage(cursor: Any, client: Any, settings: RedshiftStaging, keys: Sequence[st
                 cursor, table, rules, columns, source_key or manifest, collector
             )
         if source_key is not None:
-            cursor.execute(redshift_sql.set_source_key(table), {"source_key": source_key})
+            cursor.execute(
+                redshift_sql.set_source_key(table, per_run), {**origin, "source_key": source_key}
+            )
             if settings.counts_table is not None and rules is not None and rules.plays:
-                _count_plays(cursor, table, rules, rules.plays, source_key, settings)
+                _count_plays(cursor, table, rules, rules.plays, source_key, settings, per_run)
         rows += loaded - refused
     return RedshiftLoad(rows=rows, copies=len(batches), rejects=collector.rejects)
 
@@ -260,8 +277,10 @@ def _count_plays(
     plays: PlayCount,
     source_key: str,
     settings: RedshiftStaging,
+    per_run: bool,
 ) -> None:
-    """Replace one key's plays per UTC hour in the counts table, counted from its rows."""
+    """Count one key's plays per UTC hour into the counts table (the run's counts were
+    cleared before its first COPY), from its rows of this run."""
     counts = sql.qualified(settings.schema, settings.counts_table or "")
     parameters = {
         "table_name": settings.table_name,
@@ -269,12 +288,12 @@ def _count_plays(
         "run_id": settings.run_id,
         "counted_at": datetime.now(UTC).replace(tzinfo=None),
     }
-    cursor.execute(sql.delete_object_counts(counts), parameters)
     statement = redshift_sql.count_plays(
         table,
         counts,
         plays.identity,
         plays.time_column,
         staging_rules.scope_predicate(rules),
+        per_run=per_run,
     )
     cursor.execute(statement, parameters)

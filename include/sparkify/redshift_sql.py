@@ -80,12 +80,15 @@ def redshift_copy(
     return "\n".join(lines)
 
 
-def set_source_key(table: str) -> str:
-    """Name the object of the rows a COPY has just loaded (bind: ``source_key``).
+def set_source_key(table: str, per_run: bool = False) -> str:
+    """Name the object of the rows a COPY has just loaded (bind: ``source_key``) and, for
+    a run-partitioned table, their run (binds: ``run_id``, ``staged_at``).
 
-    The COPY's column list leaves ``source_key`` NULL, so NULL marks exactly those rows.
+    The COPY's column list leaves these NULL, so NULL marks exactly those rows (the load
+    holds the table's lock: no other run's COPY is in between).
     """
-    return f"UPDATE {table} SET source_key = %(source_key)s WHERE source_key IS NULL"  # noqa: S608
+    run = ", run_id = %(run_id)s, staged_at = %(staged_at)s" if per_run else ""
+    return f"UPDATE {table} SET source_key = %(source_key)s{run} WHERE source_key IS NULL"  # noqa: S608
 
 
 def _any_of(predicates: Sequence[str]) -> str:
@@ -116,15 +119,23 @@ def delete_rule_violations(table: str, predicates: Sequence[str]) -> str:
 
 
 def count_plays(
-    table: str, counts_table: str, identity: Sequence[str], time_column: str, scope: str
+    table: str,
+    counts_table: str,
+    identity: Sequence[str],
+    time_column: str,
+    scope: str,
+    per_run: bool = False,
 ) -> str:
     """Count one object's rows in ``table`` per UTC hour of ``time_column`` (epoch ms) into
-    ``counts_table``: distinct ``identity`` among the rows ``scope`` selects.
+    ``counts_table``: distinct ``identity`` among the rows ``scope`` selects (of the run
+    ``run_id`` only, in a run-partitioned table).
 
     Binds: ``table_name``, ``source_key``, ``run_id``, ``counted_at``. ``scope`` is a
     predicate compiled by ``staging_rules.scope_predicate``.
     """
     time = identifier(time_column)
+    if per_run:
+        scope = f"run_id = %(run_id)s AND {scope}"
     return (
         f"INSERT INTO {counts_table} "  # noqa: S608 - validated identifiers
         "(table_name, source_key, hour_start, plays, run_id, counted_at) "

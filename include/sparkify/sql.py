@@ -166,12 +166,53 @@ def delete_run_rejects(rejects_table: str) -> str:
     )
 
 
-def delete_object_counts(counts_table: str) -> str:
-    """Forget one object's play counts (binds: ``table_name``, ``source_key``)."""
+def delete_run_counts(counts_table: str) -> str:
+    """Forget a run's play counts for one table (binds: ``table_name``, ``run_id``)."""
     return (
         f"DELETE FROM {counts_table} "  # noqa: S608 - validated identifier
-        "WHERE table_name = %(table_name)s AND source_key = %(source_key)s"
+        "WHERE table_name = %(table_name)s AND run_id = %(run_id)s"
     )
+
+
+def delete_run_rows(table: str) -> str:
+    """Drop a run-partitioned staging table's rows of ``%(run_id)s``."""
+    return f"DELETE FROM {table} WHERE run_id = %(run_id)s"  # noqa: S608 - validated identifier
+
+
+def delete_stale_runs(table: str) -> str:
+    """Drop a run-partitioned staging table's rows staged before ``%(stale_before)s`` by
+    other runs than ``%(run_id)s`` (and those of no run: staged before runs were kept apart)."""
+    return (
+        f"DELETE FROM {table} "  # noqa: S608 - validated identifier
+        "WHERE run_id IS NULL OR (staged_at < %(stale_before)s AND run_id <> %(run_id)s)"
+    )
+
+
+def lock_tables(tables: Sequence[str], dialect: str) -> str:
+    """Lock the validated, quoted ``tables`` for the rest of the transaction, in name order.
+
+    Loads that write a shared table (a dimension, the manifest, the users history) take
+    this as their first statement, so concurrent runs write it one after the other: no
+    duplicate from two merges, and on Redshift no serializable-isolation abort. One
+    order for every lock taker rules out deadlocks between them. PostgreSQL's EXCLUSIVE
+    mode still lets readers (``SELECT``) through; Redshift's LOCK has no modes.
+    """
+    if not tables:
+        raise ValueError("nothing to lock")
+    names = ", ".join(sorted(set(tables)))
+    if dialect == "postgres":
+        return f"LOCK TABLE {names} IN EXCLUSIVE MODE"
+    return f"LOCK {names}"
+
+
+_COLUMN_TYPE = re.compile(r"^[A-Z][A-Z ]*(\([0-9]{1,5}\))?$")
+
+
+def add_column(table: str, column: str, type_sql: str) -> str:
+    """``ALTER TABLE ... ADD COLUMN`` of a column the DDL declares (``type_sql`` as there)."""
+    if not _COLUMN_TYPE.fullmatch(type_sql):
+        raise ValueError(f"{type_sql!r} is not a column type of the DDL")
+    return f"ALTER TABLE {table} ADD COLUMN {identifier(column)} {type_sql}"
 
 
 def insert_counts(counts_table: str) -> str:

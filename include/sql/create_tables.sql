@@ -23,7 +23,11 @@ CREATE TABLE IF NOT EXISTS staging_events (
     ts              BIGINT NOT NULL,    -- epoch milliseconds, UTC
     useragent       VARCHAR(1024),
     userid          VARCHAR(32),        -- digits, or '' when logged out
-    source_key      VARCHAR(1024)       -- the S3 object the row came from
+    source_key      VARCHAR(1024),      -- the S3 object the row came from
+    -- Each run's rows are kept apart, so runs of different intervals (or 24 hourly runs
+    -- of one day file) stage at once: a run replaces its own rows, its loads read them.
+    run_id          VARCHAR(256),
+    staged_at       TIMESTAMP           -- UTC; other runs' rows a day old are dropped
 );
 
 CREATE TABLE IF NOT EXISTS staging_songs (

@@ -1,4 +1,5 @@
--- The plays (NextSong events) of the run's data interval, one row per event: the same
+-- The plays (NextSong events) of the run's data interval, from the rows this run staged
+-- (other runs' rows stay out, whatever runs at the same time), one row per event: the same
 -- event delivered twice, identified by (userid, sessionid, iteminsession), counts once.
 -- A play matches a song on title, artist name and duration; unmatched plays keep NULL ids.
 WITH plays AS (
@@ -7,7 +8,7 @@ WITH plays AS (
                PARTITION BY e.userid, e.sessionid, e.iteminsession ORDER BY e.ts
            ) AS copy_number
     FROM {{ staging_events }} e
-    WHERE e.page = 'NextSong'
+    WHERE e.run_id = %(run_id)s AND e.page = 'NextSong'
       AND e.ts >= %(interval_start_ms)s AND e.ts < %(interval_end_ms)s
 ),
 song_keys AS (

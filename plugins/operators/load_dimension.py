@@ -104,6 +104,11 @@ class LoadDimensionOperator(WarehouseLoadOperator):
             names = {history_table: (self.schema, history_table)}
             self.rebuild_sql = sql.render_tables(query_text(rebuild_sql), names)
 
+    def written_tables(self) -> list[str]:
+        """The dimension and, in ``history`` mode, its history table."""
+        history = [sql.qualified(self.schema, self.history_table)] if self.history_table else []
+        return [*super().written_tables(), *history]
+
     def statements(self, columns: Sequence[str]) -> list[str]:
         """The load's statements for a table of ``columns``.
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.exceptions import AirflowException
 from astro.sql import LoadFileOperator
 
-from sparkify import manifest, redshift_sql, sql
+from sparkify import manifest, redshift_sql, sql, staging_rules, staging_tables
 from sparkify.config import Dialect, warehouse_dialect
 from sparkify.s3_objects import (
     MissingObjectsError,
@@ -31,7 +31,7 @@ MissingPolicy = Literal["fail", "skip"]
 
 
 class StageToRedshiftOperator(LoadFileOperator):
-    """Copy JSON objects from S3 into a staging table, replacing what it held.
+    """Copy JSON objects from S3 into a staging table, replacing the run's part of it.
 
     An astro ``load_file`` task: a ``File`` in, the ``Table`` out (returned through XCom
     for the tasks that read it), with this project's load paths in place of astro's
@@ -39,8 +39,15 @@ class StageToRedshiftOperator(LoadFileOperator):
     time: on Redshift native ``COPY ... MANIFEST FORMAT AS JSON`` statements of the exact
     keys run inside the cluster (``sparkify.redshift_copy``); on PostgreSQL the objects are
     fetched concurrently and streamed into one ``COPY ... FROM STDIN``
-    (``sparkify.json_copy``). Either way the table is emptied and loaded in one
-    transaction (a failed load leaves the previous contents), the records the table's
+    (``sparkify.json_copy``). Either way the load is one transaction (a failed load
+    leaves the previous contents). What it replaces depends on the table, so runs of
+    different intervals can load at the same time: a table the DDL gives ``run_id`` and
+    ``staged_at`` columns (``staging_events``) keeps each run's rows apart, and the load
+    replaces only its run's (other runs' rows a day old are dropped first, see
+    ``sparkify.staging_tables``); an ``incremental`` table (``staging_songs``) is one
+    mirror of its prefix, and any other table is replaced whole, both under a table lock
+    so runs write them in turn. On Redshift every table the load writes is locked first
+    (no serializable-isolation aborts). The records the table's
     staging rules refuse (``sparkify.staging_rules``) and those of the wrong shape go to
     ``rejects_table`` with object, line and reason, and the events' plays are counted
     per object and UTC hour into ``counts_table``.
@@ -209,32 +216,88 @@ class StageToRedshiftOperator(LoadFileOperator):
                 "credentials and endpoint_url in airflow_settings.yaml, and that S3 is reachable."
             ) from exc
         table = sql.qualified(self.schema, self.output_table.name)
+        run_id = context["run_id"]
+        partitioned = self.run_partitioned
         started = time.monotonic()
+        if partitioned and self.dialect == "postgres":
+            # Its own short transaction: in the load's, runs clearing the same old rows
+            # would wait for each other's whole COPY.
+            with transaction(self.output_table.conn_id) as cursor:
+                self._declared_columns(cursor)
+                staging_tables.forget_stale_runs(cursor, table, run_id)
         with transaction(self.output_table.conn_id) as cursor:
+            locked = self._written_tables(partitioned)
+            if locked:
+                cursor.execute(sql.lock_tables(locked, self.dialect))
+            self._declared_columns(cursor)
             if listed is not None:
                 keys, forgotten = self._forget_stale_objects(cursor, table, listed)
+            elif partitioned:
+                if self.dialect == "redshift":  # under the lock: no second transaction
+                    staging_tables.forget_stale_runs(cursor, table, run_id)
+                staging_tables.forget_run(cursor, table, run_id)
             else:
                 cursor.execute(sql.clear_table(table, self.dialect))
             if not keys:
                 rows = 0
             elif self.dialect == "redshift":
-                rows = self._copy_on_redshift(
-                    cursor, table, client, bucket, keys, context["run_id"]
-                )
+                rows = self._copy_on_redshift(cursor, table, client, bucket, keys, run_id)
             else:
-                rows = self._copy_on_postgres(
-                    cursor, table, client, bucket, keys, context["run_id"]
-                )
+                rows = self._copy_on_postgres(cursor, table, client, bucket, keys, run_id)
             if listed is not None:
                 manifest.record(
                     cursor, sql.qualified(self.schema, self.manifest_table),
                     self.output_table.name, {key: listed[key] for key in keys}, forget=forgotten,
                 )  # fmt: skip
         self.log.info(
-            "Staged %s rows from %s object(s) of s3://%s into %s in %.1f s",
-            rows, len(keys), bucket, table, time.monotonic() - started,
+            "Staged %s rows from %s object(s) of s3://%s into %s%s in %.1f s",
+            rows, len(keys), bucket, table, f" for run {run_id}" if partitioned else "",
+            time.monotonic() - started,
         )  # fmt: skip
         return self.output_table
+
+    @property
+    def run_partitioned(self) -> bool:
+        """Whether the table keeps each run's rows apart (the DDL gives it ``run_id`` and
+        ``staged_at``): the load then replaces only the run's rows, and runs of other
+        intervals stage at the same time. An incremental table is one mirror of its prefix."""
+        from sparkify import ddl
+
+        if self.incremental:
+            return False
+        try:
+            declared = ddl.column_types(self.output_table.name)
+        except KeyError:
+            return False
+        return {staging_tables.RUN_COLUMN, staging_tables.STAGED_AT_COLUMN} <= set(declared)
+
+    def _declared_columns(self, cursor: Any) -> list:
+        """The table's columns, once those the DDL declares and it lacks are added."""
+        name = self.output_table.name
+        columns = staging_tables.table_columns(cursor, self.schema, name)
+        return staging_tables.ensure_declared_columns(
+            cursor, self.schema, name, columns, self.dialect
+        )
+
+    def _written_tables(self, partitioned: bool) -> list[str]:
+        """The tables the load locks first, so concurrent runs write them one at a time.
+
+        None for a run-partitioned load on PostgreSQL: its rows (staged, rejects, counts)
+        are the run's own. Redshift locks whatever the load writes, which also avoids its
+        serializable-isolation aborts; a table shared by every run (an incremental mirror,
+        its manifest, a table replaced whole) is locked on both targets.
+        """
+        if partitioned and self.dialect == "postgres":
+            return []
+        names = [self.output_table.name]
+        if self.incremental_run:
+            names.append(self.manifest_table)
+        if self.dialect == "redshift":
+            names.append(self.rejects_table)
+            rules = staging_rules.rules_for(self.output_table.name)
+            if rules is not None and rules.plays is not None:
+                names.append(self.counts_table)
+        return [sql.qualified(self.schema, name) for name in names]
 
     # ------------------------------------------------------------------ incremental
 
@@ -272,26 +335,33 @@ class StageToRedshiftOperator(LoadFileOperator):
     def _copy_on_postgres(
         self, cursor: Any, table: str, client: Any, bucket: str, keys: list[str], run_id: str
     ) -> int:
-        from sparkify import json_copy, staging_rules
+        from sparkify import json_copy
         from sparkify.staging_rejects import RejectCollector, StagingError
 
         name = self.output_table.name
-        columns = json_copy.table_columns(cursor, self.schema, name)
-        columns = json_copy.ensure_source_key(cursor, self.schema, name, columns)
+        columns = self._declared_columns(cursor)
+        constants = {}
+        if staging_tables.is_run_partitioned(columns):
+            constants = {
+                staging_tables.RUN_COLUMN: run_id,
+                staging_tables.STAGED_AT_COLUMN: staging_tables.utc_now(),
+            }
         rejects = RejectCollector(self.max_rejects)
+        rules = staging_rules.rules_for(name)
         try:
             result = json_copy.copy_objects(
                 cursor, table, columns, keys, line_reader(client, bucket), self.max_workers,
-                rejects=rejects, rules=staging_rules.rules_for(name),
+                rejects=rejects, rules=rules, constants=constants,
             )  # fmt: skip
         except StagingError as exc:
             raise AirflowException(
                 f"staging s3://{bucket}/ into {table} failed, nothing was loaded: {exc}"
             ) from exc
         self._record_rejects(cursor, run_id, rejects.rejects)
-        if result.plays:
+        rules = staging_rules.rules_for(name)
+        if rules is not None and rules.plays is not None:
             counts_table = sql.qualified(self.schema, self.counts_table)
-            json_copy.record_counts(cursor, counts_table, name, run_id, keys, result.plays)
+            staging_tables.record_counts(cursor, counts_table, name, run_id, keys, result.plays)
         return result.rows
 
     def _record_rejects(self, cursor: Any, run_id: str, rejects: list) -> None:

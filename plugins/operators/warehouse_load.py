@@ -6,7 +6,8 @@ task receives those tables as astro ``Table`` arguments (usually the ``.output``
 staging tasks), so the DAG's dependencies come from the data it passes, and the task
 returns the loaded ``Table`` for the next one. What they run is built by
 ``sparkify.sql`` (no astro there) and executed in one transaction by
-``sparkify.warehouse``, with the run's data interval as bind parameters.
+``sparkify.warehouse``, with the run's data interval and id as bind parameters, after
+locking the tables it writes, so that runs of different intervals can load at once.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from astro.sql import RawSQLOperator
 from astro.table import BaseTable, Metadata, Table
 
-from sparkify.config import SCHEMA
+from sparkify.config import SCHEMA, warehouse_dialect
 from sparkify.ddl import table_columns
-from sparkify.sql import count_rows, identifier, qualified, read_sql, render_tables
+from sparkify.sql import count_rows, identifier, lock_tables, qualified, read_sql, render_tables
 from sparkify.warehouse import interval_parameters, run_statements, transaction
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ class WarehouseLoadOperator(RawSQLOperator):
         inserts the DDL's columns (the query names its columns like them).
     :param sql: a ``SELECT`` whose columns are named like the table's, or the name of a
         file in ``include/sql`` (``"songplays.sql"``). It names its source tables as
-        ``{{ name }}`` and sees the interval bind parameters of ``interval_parameters``.
+        ``{{ name }}`` and sees the interval bind parameters of ``interval_parameters``
+        and ``%(run_id)s``, the run whose staged rows it reads.
     :param tables: placeholder -> astro ``Table`` (or a task's ``.output`` giving one).
     :param schema: schema of ``table``.
     """
@@ -113,12 +115,20 @@ class WarehouseLoadOperator(RawSQLOperator):
     def statements(self, columns: Sequence[str]) -> list[str]:
         raise NotImplementedError
 
+    def written_tables(self) -> list[str]:
+        """The validated, quoted tables the load writes (locked first, in name order)."""
+        return [qualified(self.schema, self.table)]
+
     def execute(self, context: Context) -> Table:
         parameters = interval_parameters(
             context["data_interval_start"], context["data_interval_end"]
         )
+        parameters["run_id"] = context["run_id"]
         statements = self.statements(self.columns)
         with transaction(self.conn_id) as cursor:
+            # Runs of other intervals load at the same time: they write this table one
+            # after the other (a merge or a rebuild racing another would duplicate rows).
+            cursor.execute(lock_tables(self.written_tables(), warehouse_dialect(self.conn_id)))
             run_statements(cursor, statements, parameters)
             cursor.execute(count_rows(qualified(self.schema, self.table)))
             total = cursor.fetchone()[0]
