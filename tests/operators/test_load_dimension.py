@@ -12,23 +12,36 @@ from astro.table import Metadata, Table
 
 from operators.load_dimension import LoadDimensionOperator
 from sparkify.sql import read_sql
-from tests.fakes import FakeConnection, FakeCursor, Result, patch_postgres_hook
+from tests.fakes import FakeConnection, FakeCursor, Result, patch_postgres_hook, set_connection
 
 PARAMS = {
     "interval_start": datetime(2018, 11, 5),
     "interval_end": datetime(2018, 11, 6),
     "interval_start_ms": 1_541_376_000_000,
     "interval_end_ms": 1_541_462_400_000,
+    "run_id": "scheduled__2018-11-05T00:00:00+00:00",
 }
 CONTEXT = {
     "data_interval_start": pendulum.datetime(2018, 11, 5, tz="UTC"),
     "data_interval_end": pendulum.datetime(2018, 11, 6, tz="UTC"),
+    "run_id": "scheduled__2018-11-05T00:00:00+00:00",
 }
 USER_COLUMNS = ["user_id", "first_name", "last_name", "gender", "level", "last_play_at"]
 SONG_COLUMNS = ["song_id", "title", "artist_id", "year", "duration"]
 TIME_COLUMNS = ["start_time", "hour", "day", "week", "month", "year", "weekday"]
 STAGED_SONGS = Table(name="staging_songs", conn_id="wh", metadata=Metadata(schema="public"))
 STAGED_EVENTS = Table(name="staging_events", conn_id="wh", metadata=Metadata(schema="dwh"))
+
+
+@pytest.fixture(autouse=True)
+def postgres_warehouse(monkeypatch):
+    """The warehouse connections are PostgreSQL ones (their type picks the LOCK's syntax)."""
+    for conn_id in ("warehouse", "wh"):
+        set_connection(monkeypatch, conn_id, "postgres")
+
+
+def lock(*tables: str) -> tuple[str, None]:
+    return (f"LOCK TABLE {', '.join(tables)} IN EXCLUSIVE MODE", None)
 
 
 def warehouse(total: int = 12) -> FakeConnection:
@@ -131,6 +144,7 @@ def test_truncate_insert(monkeypatch, caplog):
     assert asked == ["warehouse"]
     cols = ", ".join(f'"{c}"' for c in SONG_COLUMNS)
     assert conn.cursor_obj.executed == [
+        lock('"public"."songs"'),
         ('DELETE FROM "public"."songs"', PARAMS),
         (
             f'INSERT INTO "public"."songs" ({cols}) SELECT {cols} '
@@ -157,7 +171,8 @@ def test_upsert_with_version_column(monkeypatch, caplog):
     query = read_sql("users_history").replace("{{ staging_events }}", '"dwh"."staging_events"')
     cols = ", ".join(f'"{c}"' for c in USER_COLUMNS)
     executed = conn.cursor_obj.executed
-    assert [sql for sql, _ in executed] == [
+    assert executed[0] == lock('"dwh"."users"')
+    assert [sql for sql, _ in executed[1:]] == [
         'DROP TABLE IF EXISTS "incoming_users"',
         f'CREATE TEMPORARY TABLE "incoming_users" AS SELECT {cols} FROM ({query}) AS src',
         'DELETE FROM "dwh"."users" USING "incoming_users" AS i '
@@ -168,7 +183,8 @@ def test_upsert_with_version_column(monkeypatch, caplog):
         'DROP TABLE "incoming_users"',
         'SELECT COUNT(*) FROM "dwh"."users"',
     ]
-    assert all(params == PARAMS for _, params in executed[:-1])
+    assert all(params == PARAMS for _, params in executed[1:-1])
+    assert "e.run_id = %(run_id)s" in executed[2][0]
     assert conn.events == ["commit", "close"]
     assert "users: 96 rows after the load" in caplog.text
 
@@ -182,7 +198,8 @@ def test_upsert_without_version_column(monkeypatch):
             mode="upsert", key_columns=["start_time"],
         )
     )  # fmt: skip
-    delete = conn.cursor_obj.statements[2]
+    assert conn.cursor_obj.statements[0] == lock('"public"."time"')[0]
+    delete = conn.cursor_obj.statements[3]
     assert delete == (
         'DELETE FROM "public"."time" USING "incoming_time" AS i '
         'WHERE "public"."time"."start_time" = i."start_time"'
@@ -210,6 +227,7 @@ def test_statement_error_rolls_back(monkeypatch):
     operator = LoadDimensionOperator(task_id="t", conn_id="wh", table="songs", sql="SELECT 1")
     with pytest.raises(RuntimeError, match="disk full"):
         run(operator)
+    assert [s.split()[0] for s in conn.cursor_obj.statements] == ["LOCK", "DELETE", "INSERT"]
     assert conn.events == ["rollback", "close"]
 
 
@@ -227,6 +245,7 @@ def test_interval_replace_deletes_the_interval_then_inserts(monkeypatch):
     query = read_sql("time").replace("{{ songplays }}", '"public"."songplays"')
     cols = ", ".join(f'"{c}"' for c in TIME_COLUMNS)
     assert conn.cursor_obj.executed == [
+        lock('"public"."time"'),
         ('DELETE FROM "public"."time" '
          'WHERE "start_time" >= %(interval_start)s AND "start_time" < %(interval_end)s', PARAMS),
         (f'INSERT INTO "public"."time" ({cols}) SELECT {cols} FROM ({query}) AS src', PARAMS),
@@ -252,6 +271,8 @@ def test_history_replaces_the_interval_of_the_history_then_rebuilds_the_table(mo
     rebuild = read_sql("users").replace("{{ users_history }}", '"dwh"."users_history"')
     cols = ", ".join(f'"{c}"' for c in USER_COLUMNS)
     assert conn.cursor_obj.executed == [
+        # Both tables the load writes, in name order, before anything is written.
+        lock('"dwh"."users"', '"dwh"."users_history"'),
         ('DELETE FROM "dwh"."users_history" '
          'WHERE "last_play_at" >= %(interval_start)s AND "last_play_at" < %(interval_end)s',
          PARAMS),
@@ -263,3 +284,22 @@ def test_history_replaces_the_interval_of_the_history_then_rebuilds_the_table(mo
     ]  # fmt: skip
     assert conn.events == ["commit", "close"]
     assert "users: 40 rows after the load" in caplog.text
+
+
+def test_written_tables_are_the_dimension_and_in_history_mode_its_history():
+    plain = songs_operator()
+    assert plain.written_tables() == ['"public"."songs"']
+    history = LoadDimensionOperator(
+        task_id="load_users", conn_id="wh", table="users", sql="users_history.sql",
+        tables={"staging_events": STAGED_EVENTS}, mode="history", history_table="users_history",
+        interval_column="last_play_at", rebuild_sql="users.sql", schema="dwh",
+    )  # fmt: skip
+    assert history.written_tables() == ['"dwh"."users"', '"dwh"."users_history"']
+
+
+def test_on_redshift_the_lock_has_no_mode(monkeypatch):
+    set_connection(monkeypatch, "warehouse", "redshift")
+    conn = warehouse()
+    patch_postgres_hook(monkeypatch, conn)
+    run(songs_operator())
+    assert conn.cursor_obj.statements[0] == 'LOCK "public"."songs"'

@@ -13,7 +13,7 @@ from astro.table import Metadata, Table
 
 from operators.load_fact import LoadFactOperator
 from sparkify.sql import read_sql
-from tests.fakes import FakeConnection, FakeCursor, Result, patch_postgres_hook
+from tests.fakes import FakeConnection, FakeCursor, Result, patch_postgres_hook, set_connection
 
 COLUMNS = ["songplay_id", "start_time", "user_id", "level", "song_id", "artist_id",
            "session_id", "location", "user_agent"]  # fmt: skip
@@ -22,6 +22,7 @@ PARAMS = {
     "interval_end": datetime(2018, 11, 6),
     "interval_start_ms": 1_541_376_000_000,
     "interval_end_ms": 1_541_462_400_000,
+    "run_id": "scheduled__2018-11-05T00:00:00+00:00",
 }
 CONTEXT = {
     "data_interval_start": pendulum.datetime(2018, 11, 5, tz="UTC"),
@@ -29,6 +30,13 @@ CONTEXT = {
     "run_id": "scheduled__2018-11-05T00:00:00+00:00",
 }
 STAGED = Table(name="staging_events", conn_id="warehouse", metadata=Metadata(schema="public"))
+LOCK = 'LOCK TABLE "public"."songplays" IN EXCLUSIVE MODE'
+
+
+@pytest.fixture(autouse=True)
+def postgres_warehouse(monkeypatch):
+    """The warehouse connection is a PostgreSQL one (its type picks the LOCK's syntax)."""
+    set_connection(monkeypatch, "warehouse", "postgres")
 
 
 def warehouse(total: int = 42, fail_on: str | None = None) -> FakeConnection:
@@ -88,6 +96,7 @@ def test_replaces_the_interval_in_one_transaction_and_returns_the_table(monkeypa
     assert asked == ["warehouse"]
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
     assert conn.cursor_obj.executed == [
+        (LOCK, None),
         (
             'DELETE FROM "public"."songplays" '
             'WHERE "start_time" >= %(interval_start)s AND "start_time" < %(interval_end)s',
@@ -117,18 +126,26 @@ def test_real_query_non_utc_interval_and_another_schema(monkeypatch):
         task_id="load", conn_id="warehouse", table="songplays", sql="songplays.sql",
         tables={"staging_events": events, "staging_songs": songs}, schema="analytics",
     )  # fmt: skip
-    run(operator, {"data_interval_start": start, "data_interval_end": start.add(days=1)})
+    run_id = "manual__2018-11-05T05:00:00+00:00"
+    run(
+        operator,
+        {"data_interval_start": start, "data_interval_end": start.add(days=1), "run_id": run_id},
+    )
 
-    delete, insert, _ = conn.cursor_obj.executed
+    lock, delete, insert, _ = conn.cursor_obj.executed
+    assert lock == ('LOCK TABLE "analytics"."songplays" IN EXCLUSIVE MODE', None)
     assert delete[0].startswith('DELETE FROM "analytics"."songplays" WHERE')
     assert 'FROM "analytics"."staging_events" e' in insert[0]
     assert 'FROM "analytics"."staging_songs"' in insert[0]
+    # The plays read are the rows this run staged, whatever other runs staged meanwhile.
+    assert "e.run_id = %(run_id)s" in insert[0]
     assert "{{" not in insert[0]
     assert delete[1] == {
         "interval_start": datetime(2018, 11, 5, 5),
         "interval_end": datetime(2018, 11, 6, 5),
         "interval_start_ms": 1_541_394_000_000,
         "interval_end_ms": 1_541_480_400_000,
+        "run_id": run_id,
     }
     assert delete[1] == insert[1]
 
@@ -138,8 +155,16 @@ def test_failed_insert_rolls_back_the_delete(monkeypatch):
     patch_postgres_hook(monkeypatch, conn)
     with pytest.raises(psycopg2.errors.NotNullViolation):
         run(make_operator())
-    assert [s.split()[0] for s in conn.cursor_obj.statements] == ["DELETE", "INSERT"]
+    assert [s.split()[0] for s in conn.cursor_obj.statements] == ["LOCK", "DELETE", "INSERT"]
     assert conn.events == ["rollback", "close"]
+
+
+def test_on_redshift_the_lock_has_no_mode(monkeypatch):
+    set_connection(monkeypatch, "warehouse", "redshift")
+    conn = warehouse()
+    patch_postgres_hook(monkeypatch, conn)
+    run(make_operator())
+    assert conn.cursor_obj.statements[0] == 'LOCK "public"."songplays"'
 
 
 def test_a_table_the_query_names_but_was_not_given_fails_before_any_write(monkeypatch):
