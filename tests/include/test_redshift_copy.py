@@ -53,7 +53,9 @@ SONGS = '"public"."staging_songs"'
 NEEDED = " (needed when page = 'NextSong')"
 NUMBER = "userid is not a whole number up to 2147483647" + NEEDED
 EVENT_INFO = STAGING_EVENTS_INFO
-EVENT_NAMES = [row[0] for row in EVENT_INFO[:-1]]  # what COPY fills
+# What COPY fills: the load names the rows' object and run afterwards.
+LOAD_FILLED = ("source_key", "run_id", "staged_at")
+EVENT_NAMES = [row[0] for row in EVENT_INFO if row[0] not in LOAD_FILLED]
 SONG_INFO = STAGING_SONGS_INFO
 SONG_NAMES = [row[0] for row in SONG_INFO[:-1]]
 
@@ -85,12 +87,16 @@ class Redshift:
         self.copies = list(copies)
         self.load_errors = load_errors or {}
         self.broken = list(broken or [])
-        self.columns = columns
+        self.columns = list(columns)
         self.cursor = FakeCursor(self.respond)
 
     def respond(self, statement: str, params: Any) -> Result | None:
         if "information_schema.columns" in statement:
             return Result(rows=list(self.columns))
+        if " ADD COLUMN " in statement:  # the table has it from now on, as the DDL says
+            name = statement.split(" ADD COLUMN ")[1].split()[0].strip('"')
+            info = {row[0]: row for row in [*EVENT_INFO, *SONG_INFO]}
+            self.columns.append(info[name])
         if statement == "SELECT pg_last_copy_id(), pg_last_copy_count()":
             return Result(rows=[self.copies.pop(0)])
         if "FROM stl_load_errors" in statement or "FROM sys_load_error_detail" in statement:
@@ -168,17 +174,22 @@ def test_events_are_copied_one_exact_key_at_a_time_then_named_and_counted(caplog
         (manifest, {"entries": [{"url": f"s3://{BUCKET}/{DAY1}", "mandatory": True}]})
     ]
     statements = redshift.cursor.executed
-    assert [s for s, _ in statements[:5]] == [
+    assert [s for s, _ in statements[:6]] == [
         read_sql("table_columns"),
+        # the run's earlier counts go once, before the first COPY (not per object: other
+        # runs' counts of the same object, hourly runs of one day file, stay)
+        'DELETE FROM "public"."staging_counts" '
+        "WHERE table_name = %(table_name)s AND run_id = %(run_id)s",
         events_copy(manifest),
         "SELECT pg_last_copy_id(), pg_last_copy_count()",
         read_sql("redshift_load_errors_stl"),
-        statements[4][0],  # the rule pass, below
+        statements[5][0],  # the rule pass, below
     ]
     assert statements[0][1] == ("public", "staging_events")
-    assert statements[3][1] == {"query_id": 101, "limit": 6}
-    assert statements[4][0].startswith("SELECT CASE WHEN \"page\" = 'NextSong' AND ")
-    assert statements[4][0].endswith(
+    assert statements[1][1] == {"table_name": "staging_events", "run_id": RUN_ID}
+    assert statements[4][1] == {"query_id": 101, "limit": 6}
+    assert statements[5][0].startswith("SELECT CASE WHEN \"page\" = 'NextSong' AND ")
+    assert statements[5][0].endswith(
         f'FROM {EVENTS} WHERE source_key IS NULL AND (("page" = \'NextSong\' AND "userid" IS '
         'NULL) OR ("page" = \'NextSong\' AND "sessionid" IS NULL) OR ("page" = \'NextSong\' '
         'AND "iteminsession" IS NULL) OR ("page" = \'NextSong\' AND "userid" IS NOT NULL AND '
@@ -186,15 +197,17 @@ def test_events_are_copied_one_exact_key_at_a_time_then_named_and_counted(caplog
         "(LENGTH(LTRIM(\"userid\", '0')) = 10 AND LTRIM(\"userid\", '0') <= '2147483647'))))) "
         "LIMIT %(limit)s"
     )
-    assert statements[5] == (
-        f"UPDATE {EVENTS} SET source_key = %(source_key)s WHERE source_key IS NULL",
-        {"source_key": DAY1},
+    # the rows just copied are named after their object and their run
+    update, named = statements[6]
+    assert update == (
+        f"UPDATE {EVENTS} SET source_key = %(source_key)s, run_id = %(run_id)s, "
+        "staged_at = %(staged_at)s WHERE source_key IS NULL"
     )
-    counts = statements[6][1]
-    assert statements[6][0] == (
-        'DELETE FROM "public"."staging_counts" '
-        "WHERE table_name = %(table_name)s AND source_key = %(source_key)s"
-    )
+    assert {k: v for k, v in named.items() if k != "staged_at"} == {
+        "source_key": DAY1, "run_id": RUN_ID,
+    }  # fmt: skip
+    assert isinstance(named["staged_at"], datetime) and named["staged_at"].tzinfo is None
+    counts = statements[7][1]
     assert statements[7] == (
         'INSERT INTO "public"."staging_counts" '
         "(table_name, source_key, hour_start, plays, run_id, counted_at) "
@@ -202,8 +215,8 @@ def test_events_are_copied_one_exact_key_at_a_time_then_named_and_counted(caplog
         "TIMESTAMP 'epoch' + hour_number * 3600 * INTERVAL '1 second', COUNT(*), "
         "%(run_id)s, %(counted_at)s "
         'FROM (SELECT DISTINCT "userid", "sessionid", "iteminsession", "ts" / 3600000 AS '
-        f'hour_number FROM {EVENTS} WHERE source_key = %(source_key)s AND "page" = '
-        "'NextSong') AS plays GROUP BY hour_number",
+        f"hour_number FROM {EVENTS} WHERE source_key = %(source_key)s AND run_id = %(run_id)s "
+        "AND \"page\" = 'NextSong') AS plays GROUP BY hour_number",
         counts,
     )
     assert {k: v for k, v in counts.items() if k != "counted_at"} == {
@@ -239,12 +252,27 @@ def test_songs_are_one_copy_of_a_manifest_of_every_key_and_are_not_counted():
     assert len(statements) == 5
 
 
-def test_a_table_created_before_source_key_gets_it_first():
-    redshift = Redshift(copies=[(1, 0)], columns=EVENT_INFO[:-1])
+def test_a_table_created_before_source_key_and_the_run_columns_gets_them_first():
+    old = [row for row in EVENT_INFO if row[0] not in LOAD_FILLED]
+    redshift = Redshift(copies=[(1, 0)], columns=old)
     redshift_copy.stage(redshift.cursor, FakeS3Client({BUCKET: {}}), settings(), [DAY1])
-    alter = redshift.cursor.statements[1]
-    assert alter.endswith(f"\nALTER TABLE {EVENTS} ADD COLUMN source_key VARCHAR(1024)")
-    assert redshift.cursor.statements[2].startswith(f"COPY {EVENTS} (")
+    statements = redshift.cursor.statements
+    # under the table's lock, the columns read again, then each missing one added once
+    assert statements[:7] == [
+        read_sql("table_columns"),
+        f"LOCK {EVENTS}",
+        read_sql("table_columns"),
+        f'ALTER TABLE {EVENTS} ADD COLUMN "source_key" VARCHAR(1024)',
+        f'ALTER TABLE {EVENTS} ADD COLUMN "run_id" VARCHAR(256)',
+        f'ALTER TABLE {EVENTS} ADD COLUMN "staged_at" TIMESTAMP',
+        read_sql("table_columns"),
+    ]
+    assert statements[8].startswith(f"COPY {EVENTS} (")
+    # the upgraded table is run-partitioned at once: its rows are named after the run
+    assert [s for s in statements if s.startswith("UPDATE")] == [
+        f"UPDATE {EVENTS} SET source_key = %(source_key)s, run_id = %(run_id)s, "
+        "staged_at = %(staged_at)s WHERE source_key IS NULL"
+    ]
 
 
 def test_without_a_counts_table_nothing_is_counted():
@@ -317,7 +345,7 @@ def test_on_serverless_the_sys_view_is_read_and_has_no_raw_line():
     load = redshift_copy.stage(
         redshift.cursor, FakeS3Client({BUCKET: {}}), settings(errors_view="sys"), [DAY1]
     )
-    assert redshift.cursor.executed[3] == (
+    assert redshift.cursor.executed[4] == (
         read_sql("redshift_load_errors_sys"),
         {"query_id": 9001, "limit": 6},
     )
@@ -501,6 +529,46 @@ def test_on_postgresql_the_rule_pass_refuses_what_the_loader_refuses(database):
     assert counts == [
         ("staging_events", DAY1, datetime(2018, 11, 1, 0), 3, RUN_ID),  # items 1, 10, 11
         ("staging_events", DAY1, datetime(2018, 11, 1, 1), 1, RUN_ID),  # item 15
+    ]
+
+
+@pytest.mark.stack
+def test_on_postgresql_another_runs_rows_and_counts_of_the_same_object_stay(database):
+    """Hourly runs stage one day file at once: this run's rows are named after it, its
+    counts count only them and replace only its own, another run's stay as they were."""
+    other = "scheduled__2018-11-01T01:00:00+00:00"
+    client = FakeS3Client({BUCKET: {}})
+    records = [play_event(itemInSession=1), play_event(itemInSession=2)]
+    client.buckets[BUCKET][DAY1] = "\n".join(json.dumps(r) for r in records).encode()
+    with database.cursor() as real:
+        real.execute(
+            "INSERT INTO staging_events (page, ts, userid, sessionid, iteminsession, source_key, "
+            "run_id, staged_at) VALUES ('NextSong', 1541030400000, '99', 1, 0, %s, %s, now())",
+            (DAY1, other),
+        )
+        real.execute(
+            "INSERT INTO staging_counts VALUES "
+            "('staging_events', %s, '2018-11-01 00:00', 5, %s, now()), "
+            "('staging_events', 'log_data/old.json', '2018-11-01 00:00', 9, %s, now())",
+            (DAY1, other, RUN_ID),
+        )
+        cursor = CopyingCursor(real, client, EVENT_NAMES)
+        load = redshift_copy.stage(cursor, client, settings(), [DAY1])
+        real.execute(
+            "SELECT iteminsession, source_key, run_id, staged_at IS NOT NULL FROM staging_events "
+            "ORDER BY run_id, iteminsession"
+        )
+        staged = real.fetchall()
+        real.execute(
+            "SELECT source_key, hour_start, plays, run_id FROM staging_counts ORDER BY run_id"
+        )
+        counts = real.fetchall()
+
+    assert load.rows == 2
+    assert staged == [(1, DAY1, RUN_ID, True), (2, DAY1, RUN_ID, True), (0, DAY1, other, True)]
+    assert counts == [
+        (DAY1, datetime(2018, 11, 1, 0), 2, RUN_ID),  # not 3: the other run's play is not ours
+        (DAY1, datetime(2018, 11, 1, 0), 5, other),
     ]
 
 
