@@ -41,7 +41,9 @@ SONGS = '"public"."staging_songs"'
 REJECTS = '"public"."staging_rejects"'
 NEEDED = " (needed when page = 'NextSong')"
 EVENT_INFO = STAGING_EVENTS_INFO
-EVENT_NAMES = [row[0] for row in EVENT_INFO[:-1]]
+# What COPY fills: the load names the rows' object and run afterwards.
+EVENT_NAMES = [row[0] for row in EVENT_INFO if row[0] not in ("source_key", "run_id", "staged_at")]
+COUNTS = '"public"."staging_counts"'
 SONG_INFO = STAGING_SONGS_INFO
 NOV5 = pendulum.datetime(2018, 11, 5, tz="UTC")
 
@@ -163,14 +165,48 @@ def test_each_daily_key_is_copied_exactly_through_its_own_manifest(monkeypatch, 
         m: {"entries": [{"url": f"s3://{BUCKET}/{day}", "mandatory": True}]}
         for m, day in zip(manifests, (DAY1, DAY2), strict=True)
     }
-    assert redshift.cursor.statements[0] == f"DELETE FROM {EVENTS}"
+    executed = redshift.cursor.executed
+    # Every table the load writes is locked first, in name order: no serializable-isolation
+    # abort, and the NULL marks of the rows a COPY just loaded are this run's.
+    assert executed[0] == (f"LOCK {COUNTS}, {EVENTS}, {REJECTS}", None)
+    # Under the lock: other runs' day-old rows (and rows of no run) go, then this run's.
+    stale, own = executed[2], executed[3]
+    assert stale[0] == (
+        f"DELETE FROM {EVENTS} "
+        "WHERE run_id IS NULL OR (staged_at < %(stale_before)s AND run_id <> %(run_id)s)"
+    )
+    assert stale[1]["run_id"] == RUN_ID
+    assert own == (f"DELETE FROM {EVENTS} WHERE run_id = %(run_id)s", {"run_id": RUN_ID})
+    assert not [s for s, _ in executed if s in (f"DELETE FROM {EVENTS}", f"TRUNCATE {EVENTS}")]
+    # The run's counts are cleared once, then each key's rows are named and counted.
+    deletes = [e for e in executed if e[0].startswith(f"DELETE FROM {COUNTS}")]
+    assert deletes == [
+        (
+            f"DELETE FROM {COUNTS} WHERE table_name = %(table_name)s AND run_id = %(run_id)s",
+            {"table_name": "staging_events", "run_id": RUN_ID},
+        )
+    ]
+    assert executed.index(deletes[0]) < [s for s, _ in executed].index(copies[0])
+    updates = [(s, p) for s, p in executed if s.startswith("UPDATE")]
+    assert [s for s, _ in updates] == [
+        f"UPDATE {EVENTS} SET source_key = %(source_key)s, run_id = %(run_id)s, "
+        "staged_at = %(staged_at)s WHERE source_key IS NULL"
+    ] * 2
+    assert [(p["source_key"], p["run_id"]) for _, p in updates] == [(DAY1, RUN_ID), (DAY2, RUN_ID)]
+    counted = [s for s, _ in executed if s.startswith(f"INSERT INTO {COUNTS}")]
+    assert len(counted) == 2
+    per_run = "WHERE source_key = %(source_key)s AND run_id = %(run_id)s AND"
+    assert all(per_run in s for s in counted)
     assert conn.events == ["commit", "close"]
     assert ROLE not in caplog.text and "sparkifySecretRole" not in caplog.text
     assert (
         f"FROM 's3://{BUCKET}/{manifests[0]}'\n<credentials>\nMANIFEST\nFORMAT AS JSON"
         in caplog.text
     )
-    assert f"Staged 200 rows from 2 object(s) of s3://{BUCKET} into {EVENTS}" in caplog.text
+    assert (
+        f"Staged 200 rows from 2 object(s) of s3://{BUCKET} into {EVENTS} for run {RUN_ID}"
+        in caplog.text
+    )
 
 
 def test_the_song_prefix_is_one_copy_of_a_manifest_of_its_json_objects(monkeypatch):
@@ -186,8 +222,14 @@ def test_the_song_prefix_is_one_copy_of_a_manifest_of_its_json_objects(monkeypat
     manifest = f"{MANIFESTS}/staging_songs.manifest"
     names = [row[0] for row in SONG_INFO[:-1]]
     statements = redshift.cursor.statements
-    assert statements[:2] == [f"DELETE FROM {SONGS}", read_sql("table_columns")]
-    assert statements[2] == copy_statement(SONGS, names, manifest, f"IAM_ROLE '{ROLE}'")
+    # a table every run shares, replaced whole: locked with the rejects table it writes
+    assert statements[:4] == [
+        f"LOCK {REJECTS}, {SONGS}",
+        read_sql("table_columns"),
+        f"DELETE FROM {SONGS}",
+        read_sql("table_columns"),
+    ]
+    assert statements[4] == copy_statement(SONGS, names, manifest, f"IAM_ROLE '{ROLE}'")
     (put,) = client.put_calls
     assert [e["url"] for e in json.loads(put["Body"])["entries"]] == [
         f"s3://{BUCKET}/{k}" for k in keys
@@ -322,4 +364,4 @@ def test_the_warehouse_connection_is_looked_up_for_its_type_and_host(monkeypatch
     asked = record_connection_lookups(monkeypatch)
     events_operator(iam_role=ROLE).execute(context(days=1))
     assert asked.count("warehouse") == 2  # its type (the path), then host and extra (the view)
-    assert "FROM sys_load_error_detail" in redshift.cursor.statements[4]
+    assert "FROM sys_load_error_detail" in redshift.cursor.statements[8]
