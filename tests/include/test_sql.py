@@ -6,12 +6,17 @@ import pytest
 
 from sparkify.sql import (
     SQL_DIR,
+    add_column,
     clear_table,
     column_list,
     count_rows,
+    delete_run_counts,
     delete_run_rejects,
+    delete_run_rows,
+    delete_stale_runs,
     identifier,
     insert_reject,
+    lock_tables,
     qualified,
     read_sql,
     render_tables,
@@ -263,4 +268,86 @@ def test_rejects_statements():
         'INSERT INTO "public"."staging_rejects" '
         "(run_id, table_name, source_key, line_number, reason, raw_line, rejected_at) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    )
+
+
+# ----------------------------------------------------------------------------- concurrent runs
+
+USERS, HISTORY = '"public"."users"', '"public"."users_history"'
+MANIFEST, SONGS = '"public"."staging_manifest"', '"public"."staging_songs"'
+
+
+@pytest.mark.parametrize(
+    ("dialect", "statement"),
+    [
+        ("postgres", f"LOCK TABLE {MANIFEST}, {SONGS} IN EXCLUSIVE MODE"),
+        ("redshift", f"LOCK {MANIFEST}, {SONGS}"),  # Redshift's LOCK has no modes
+    ],
+)
+def test_lock_tables_in_name_order_per_dialect(dialect, statement):
+    # One order for every lock taker, whatever order a load names its tables in: no
+    # deadlock between two loads locking overlapping tables.
+    assert lock_tables([SONGS, MANIFEST], dialect) == statement
+    assert lock_tables([MANIFEST, SONGS], dialect) == statement
+
+
+def test_lock_tables_names_each_table_once():
+    assert lock_tables([HISTORY, USERS, HISTORY], "postgres") == (
+        f"LOCK TABLE {USERS}, {HISTORY} IN EXCLUSIVE MODE"
+    )
+    assert lock_tables((USERS, USERS), "redshift") == f"LOCK {USERS}"
+
+
+def test_lock_tables_refuses_nothing_to_lock():
+    for dialect in ("postgres", "redshift"):
+        with pytest.raises(ValueError, match="nothing to lock"):
+            lock_tables([], dialect)
+
+
+@pytest.mark.parametrize(
+    ("type_sql", "statement"),
+    [
+        ("VARCHAR(256)", f'ALTER TABLE {TABLE} ADD COLUMN "run_id" VARCHAR(256)'),
+        ("TIMESTAMP", f'ALTER TABLE {TABLE} ADD COLUMN "run_id" TIMESTAMP'),
+        ("DOUBLE PRECISION", f'ALTER TABLE {TABLE} ADD COLUMN "run_id" DOUBLE PRECISION'),
+    ],
+)
+def test_add_column_of_a_ddl_type(type_sql, statement):
+    assert add_column(TABLE, "run_id", type_sql) == statement
+
+
+@pytest.mark.parametrize(
+    "type_sql",
+    [
+        "varchar(256)",  # the DDL's types are upper case
+        "VARCHAR(256) DEFAULT 'x'",
+        "VARCHAR(256); DROP TABLE users",
+        "VARCHAR(123456)",
+        "DECIMAL(10,2)",
+        "",
+        "VARCHAR(256)\n",
+    ],
+)
+def test_add_column_refuses_what_is_not_a_ddl_type(type_sql):
+    with pytest.raises(ValueError, match="is not a column type of the DDL"):
+        add_column(TABLE, "run_id", type_sql)
+
+
+def test_add_column_validates_the_column_name():
+    with pytest.raises(ValueError, match="not a valid SQL identifier"):
+        add_column(TABLE, "run_id; DROP TABLE users", "TIMESTAMP")
+
+
+def test_run_partitioned_staging_statements():
+    assert delete_run_rows(TABLE) == f"DELETE FROM {TABLE} WHERE run_id = %(run_id)s"
+    assert delete_stale_runs(TABLE) == (
+        f"DELETE FROM {TABLE} "
+        "WHERE run_id IS NULL OR (staged_at < %(stale_before)s AND run_id <> %(run_id)s)"
+    )
+
+
+def test_counts_are_deleted_per_run_and_table():
+    assert delete_run_counts('"public"."staging_counts"') == (
+        'DELETE FROM "public"."staging_counts" '
+        "WHERE table_name = %(table_name)s AND run_id = %(run_id)s"
     )
