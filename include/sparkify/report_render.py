@@ -32,7 +32,7 @@ from sparkify.report_model import FAILED_STATES, RunReport
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 MARKDOWN_TEMPLATE = "run_report.md.j2"
 HTML_TEMPLATE = "run_report.html.j2"
-STAGING_NOTE = "Staging tables hold the latest run's input only: their change is no growth."
+SCOPES_INTRO = "Runs overlap, so each table's counts cover the rows named in its counts column:"
 
 
 def title(report: RunReport) -> str:
@@ -72,7 +72,7 @@ def _environment(autoescape: bool, finalize: Callable[[Any], Any] | None) -> Env
         change=format_change,
         time=format_time,
         duration=format_duration,
-        staging_note=STAGING_NOTE,
+        scopes_intro=SCOPES_INTRO,
         failed_states=FAILED_STATES,
     )
     return environment

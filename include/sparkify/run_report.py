@@ -1,5 +1,9 @@
 """A DAG run's report: rows per table before and after, rejects, quality checks, task times.
 
+Rows are counted per table in the scope ``report_model.TABLE_SCOPES`` declares (this run's
+rows, the run's data interval, or the whole table every run shares), so the figures say
+what this run did while other runs overlap it.
+
 The pieces, one job each:
 
 - ``sparkify.report_model``: the data (``RunReport`` and its rows) and the run's outcome;
@@ -16,14 +20,21 @@ from __future__ import annotations
 
 from sparkify.report_format import format_duration, format_time, md_code, md_text
 from sparkify.report_model import (
+    INTERVAL_ROWS,
     MAX_REJECTS_SHOWN,
     REPORT_TABLES,
+    RUN_ROWS,
+    TABLE_SCOPES,
+    WHOLE_TABLE,
     CheckRow,
     Count,
+    CountScope,
     RejectRow,
+    RowSnapshot,
     RunReport,
     TableCount,
     TaskTiming,
+    scope_of,
     task_timings,
 )
 from sparkify.report_render import render_html, render_markdown
@@ -37,16 +48,22 @@ from sparkify.report_store import (
     safe_file_name,
     write_text,
 )
-from sparkify.report_warehouse import build_report, count_rows
+from sparkify.report_warehouse import build_report, count_rows, scope_parameters, snapshot_rows
 
 __all__ = [
+    "INTERVAL_ROWS",
     "MAX_REJECTS_SHOWN",
     "REPORTS_URL_VARIABLE",
     "REPORT_TABLES",
+    "RUN_ROWS",
     "STORAGE_CONN_ID",
+    "TABLE_SCOPES",
+    "WHOLE_TABLE",
     "CheckRow",
     "Count",
+    "CountScope",
     "RejectRow",
+    "RowSnapshot",
     "RunReport",
     "TableCount",
     "TaskTiming",
@@ -63,6 +80,9 @@ __all__ = [
     "render_markdown",
     "report_urls",
     "safe_file_name",
+    "scope_of",
+    "scope_parameters",
+    "snapshot_rows",
     "task_timings",
     "write_report",
 ]

@@ -1,2 +1,4 @@
--- Rows of one table of the run report (the table's validated, quoted name is formatted in).
-SELECT COUNT(*) FROM {table}
+-- Rows of a whole table for the run report: a table every run rewrites (dimensions,
+-- staging_songs), so with runs overlapping the count includes other runs' writes.
+-- {{ table }}: the table's validated, quoted name (sparkify.sql.render_tables).
+SELECT COUNT(*) FROM {{ table }}

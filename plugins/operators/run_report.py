@@ -1,4 +1,9 @@
-"""A run's report: row counts at the start, then Markdown + HTML in object storage at the end."""
+"""A run's report: row counts at the start, then Markdown + HTML in object storage at the end.
+
+Both count each table in its scope (``sparkify.report_model.TABLE_SCOPES``): this run's
+rows of ``staging_events``, the run's data interval of ``songplays`` and ``time``, the
+whole of the tables every run rewrites.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,11 @@ from sparkify.run_report import (
     REPORT_TABLES,
     REPORTS_URL_VARIABLE,
     STORAGE_CONN_ID,
+    RowSnapshot,
     build_report,
     configured_reports_url,
-    count_rows,
+    scope_parameters,
+    snapshot_rows,
     write_report,
 )
 from sparkify.warehouse import WarehouseError, transaction
@@ -25,12 +32,17 @@ if TYPE_CHECKING:
 
 
 class RowCountSnapshotOperator(BaseOperator):
-    """Count the rows of the warehouse's tables; the counts are the task's XCom.
+    """Count the rows of the warehouse's tables, each in its scope; the task's XCom.
 
-    Runs at the start of a run, before anything is created or loaded: a table that does
-    not exist yet (the very first run) counts as ``None`` ("absent" in the report). A
-    warehouse that cannot be read is logged and gives ``None`` ("unknown"): as the setup
-    of the run report, this task must not fail, or the run would get no report.
+    Runs at the start of a run, before anything is created or loaded. Runs overlap, so
+    a table is counted in its ``CountScope``: ``staging_events`` this run's rows (the
+    context's ``run_id``), ``songplays`` and ``time`` the rows of the run's data interval
+    (``data_interval_start``/``_end``), the tables every run rewrites whole. A table that
+    does not exist yet (the very first run) counts as ``None`` ("absent" in the report); a
+    context without the run or interval leaves the tables that need it out ("unknown").
+    A warehouse that cannot be read is logged and gives ``None`` ("unknown"): as the
+    setup of the run report, this task must not fail, or the run would get no report.
+    The XCom is ``RowSnapshot.to_xcom()``: ``{"rows": {table: n}, "scopes": {table: key}}``.
 
     :param conn_id: Airflow connection of the warehouse.
     :param schema: schema of the tables.
@@ -52,12 +64,17 @@ class RowCountSnapshotOperator(BaseOperator):
         self.schema = schema
         self.tables = list(tables)
 
-    def execute(self, context: Context) -> dict[str, int | None] | None:
+    def execute(self, context: Context) -> dict[str, dict[str, Any]] | None:
         import psycopg2
 
+        parameters = scope_parameters(
+            context.get("run_id"),
+            context.get("data_interval_start"),
+            context.get("data_interval_end"),
+        )
         try:
             with transaction(self.conn_id) as cursor:
-                counts = count_rows(cursor, self.schema, self.tables)
+                counts = snapshot_rows(cursor, self.schema, self.tables, parameters=parameters)
         except (WarehouseError, psycopg2.Error) as exc:
             # The setup of the run report: failing here would leave the run without one.
             lines = str(exc).strip().splitlines()
@@ -66,17 +83,23 @@ class RowCountSnapshotOperator(BaseOperator):
                 lines[0] if lines else type(exc).__name__,
             )
             return None
-        self.log.info(
-            "Rows at the start of the run: %s",
-            ", ".join(f"{t} {'absent' if n is None else n}" for t, n in counts.items()),
-        )
-        return counts
+        shown = [
+            f"{t} ({counts.scopes[t]}) {'absent' if counts.rows[t] is None else counts.rows[t]}"
+            for t in counts.rows
+        ]
+        self.log.info("Rows at the start of the run: %s", ", ".join(shown))
+        unknown = [t for t in self.tables if t not in counts.rows]
+        if unknown:
+            self.log.warning("Not counted, no run or interval in the context: %s", unknown)
+        return counts.to_xcom()
 
 
 class RunReportOperator(BaseOperator):
     """Write the run's report as Markdown and HTML to object storage, and log where.
 
-    The report shows rows per table before (``before``) and after the run, the run's
+    The report shows rows per table before (``before``) and after the run, each in its
+    scope (``sparkify.report_model.TABLE_SCOPES``: this run's rows, the run's interval,
+    or the whole table every run shares, named next to the counts), the run's
     rejected records (``rejects_table``), the result of every quality check of the run
     (``results_table``, latest attempt) and each task's state, start, end, duration and
     try, from the run's task instances at report time (tasks not done yet show their
@@ -99,9 +122,10 @@ class RunReportOperator(BaseOperator):
     :param storage_conn_id: Airflow connection of the object store (``aws-redshift``;
         ``None``: the default AWS credential chain, e.g. a Deployment's IAM role; not used
         for ``file://``). Templated.
-    :param before: rows per table at the start of the run (table -> count, ``None`` for
-        an absent table), usually ``RowCountSnapshotOperator(...).output``; ``None`` or
-        empty when unknown (the snapshot failed). Templated.
+    :param before: rows per table at the start of the run, usually
+        ``RowCountSnapshotOperator(...).output`` (``RowSnapshot.to_xcom()``; an older flat
+        ``{table: rows}`` counted whole tables); ``None`` or empty when unknown (the
+        snapshot failed). Templated.
     :param schema: schema of the tables, ``rejects_table`` and ``results_table``.
     :param tables: the tables to report on, in order.
     :param rejects_table: table of the records staging set aside.
@@ -118,7 +142,7 @@ class RunReportOperator(BaseOperator):
         conn_id: str,
         reports_url: str | None = None,
         storage_conn_id: str | None = STORAGE_CONN_ID,
-        before: Mapping[str, int | None] | Any = None,
+        before: Mapping[str, Any] | Any = None,
         schema: str = "public",
         tables: Sequence[str] = REPORT_TABLES,
         rejects_table: str = "staging_rejects",
@@ -137,13 +161,13 @@ class RunReportOperator(BaseOperator):
         self.results_table = results_table
         self.max_rejects_shown = max_rejects_shown
 
-    def _before(self) -> Mapping[str, int | None] | None:
-        if self.before is None or isinstance(self.before, Mapping):
-            return self.before
-        self.log.warning(
-            "before is not a mapping of table -> rows (%r): shown as unknown", self.before
-        )
-        return None
+    def _before(self) -> RowSnapshot | None:
+        snapshot = RowSnapshot.from_xcom(self.before)
+        if snapshot is None and self.before:
+            self.log.warning(
+                "before is not a snapshot of rows per table (%r): shown as unknown", self.before
+            )
+        return snapshot
 
     def _reports_url(self) -> str:
         url = self.reports_url or configured_reports_url()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -11,9 +12,14 @@ import pytest
 from airflow.utils.state import TaskInstanceState as State
 
 from sparkify.run_report import (
+    INTERVAL_ROWS,
     REPORT_TABLES,
+    RUN_ROWS,
+    TABLE_SCOPES,
+    WHOLE_TABLE,
     CheckRow,
     RejectRow,
+    RowSnapshot,
     RunReport,
     TableCount,
     build_report,
@@ -24,9 +30,12 @@ from sparkify.run_report import (
     render_html,
     render_markdown,
     report_urls,
+    scope_parameters,
+    snapshot_rows,
     task_timings,
     write_report,
 )
+from sparkify.sql import read_sql
 from tests.fakes import FakeCursor, Result
 
 RUN_ID = "scheduled__2018-11-02T00:00:00+00:00"
@@ -66,10 +75,10 @@ def sample_report(**overrides) -> RunReport:
         generated_at=T0 + timedelta(seconds=21),
         run_started=T0,
         tables=(
-            TableCount("staging_events", 120, 131),
-            TableCount("songplays", 1000, 1125),
+            TableCount("staging_events", 120, 131, RUN_ROWS),
+            TableCount("songplays", 1000, 1125, INTERVAL_ROWS),
             TableCount("users", 40, 40),
-            TableCount("time", None, 97),
+            TableCount("time", None, 97, INTERVAL_ROWS),
             TableCount("songs", 90, 80),
         ),
         checks=(
@@ -180,14 +189,22 @@ def test_task_timings_naive_and_aware_starts_sort_together():
     assert [r.task_id for r in task_timings([naive, aware])] == ["b", "a"]
 
 
-def warehouse(present, counts, checks=(), rejects_by_table=None, rejects=()):
-    """A fake cursor answering the report's queries."""
+def warehouse(present, counts, checks=(), rejects_by_table=None, rejects=(), columns=None):
+    """A fake cursor answering the report's queries.
+
+    ``counts``: table -> rows; ``columns``: table -> its columns (default: every table has
+    the columns the scopes filter on).
+    """
 
     def respond(sql, params):
         if "information_schema.tables" in sql:
             return Result(rows=[(t,) for t in present])
+        if "information_schema.columns" in sql:
+            every = {t: ("run_id", "start_time") for t in params["tables"]}
+            found = every if columns is None else columns
+            return Result(rows=[(t, c) for t in params["tables"] for c in found.get(t, ())])
         if "SELECT COUNT(*) FROM" in sql:
-            table = sql.split(".")[-1].strip('"')
+            table = re.search(r'FROM "\w+"\."(\w+)"', sql).group(1)
             return Result(rows=[(counts[table],)])
         if "data_quality_results" in sql:
             return Result(rows=list(checks))
@@ -208,6 +225,90 @@ def test_count_rows_absent_tables_are_none():
     assert any(s.endswith('SELECT COUNT(*) FROM "public"."songplays"') for s in cursor.statements)
 
 
+DAY = datetime(2018, 11, 2, tzinfo=UTC)
+INTERVAL = {"interval_start": datetime(2018, 11, 2), "interval_end": datetime(2018, 11, 3)}
+SNAPSHOT = {
+    "rows": {"staging_events": 0, "staging_songs": 5, "songplays": 2, "users": None},
+    "scopes": {"staging_events": "run", "staging_songs": "table", "songplays": "interval",
+               "users": "table"},
+}  # fmt: skip
+
+
+def test_every_table_has_a_scope_and_each_scope_filters_on_its_column():
+    assert set(TABLE_SCOPES) == set(REPORT_TABLES)
+    assert TABLE_SCOPES["staging_events"] is RUN_ROWS
+    assert TABLE_SCOPES["songplays"] is TABLE_SCOPES["time"] is INTERVAL_ROWS
+    shared = {"users", "songs", "artists", "staging_songs"}
+    assert {t for t, s in TABLE_SCOPES.items() if s is WHOLE_TABLE} == shared
+    for scope in (RUN_ROWS, INTERVAL_ROWS, WHOLE_TABLE):
+        query = read_sql(scope.sql)
+        assert "{{ table }}" in query and "{table}" not in query
+        for parameter in scope.parameters:
+            assert f"%({parameter})s" in query
+        if scope.column:
+            assert f"WHERE {scope.column} " in query
+        else:
+            assert "WHERE" not in query
+    assert "shared by runs" in WHOLE_TABLE.label and "other runs" in WHOLE_TABLE.note
+
+
+def test_scope_parameters_are_naive_utc_and_an_unknown_interval_is_left_out():
+    from sparkify.warehouse import interval_parameters
+
+    params = scope_parameters(RUN_ID, DAY, DAY + timedelta(days=1))
+    assert params == {"run_id": RUN_ID, **INTERVAL}
+    assert INTERVAL.items() <= interval_parameters(DAY, DAY + timedelta(days=1)).items()
+    assert scope_parameters(None, None, None) == {}
+    assert scope_parameters(RUN_ID, DAY, DAY) == {"run_id": RUN_ID}  # empty interval
+
+
+def test_snapshot_rows_counts_each_table_in_its_scope_with_bind_parameters():
+    cursor = warehouse(REPORT_TABLES, dict.fromkeys(REPORT_TABLES, 4))
+    snapshot = snapshot_rows(cursor, parameters={"run_id": RUN_ID, **INTERVAL})
+    assert snapshot.rows == dict.fromkeys(REPORT_TABLES, 4)
+    assert snapshot.scopes == {t: TABLE_SCOPES[t].key for t in REPORT_TABLES}
+    counted = {
+        re.search(r'FROM "public"\."(\w+)"', sql).group(1): (sql, params)
+        for sql, params in cursor.executed
+        if "COUNT(*)" in sql
+    }
+    sql, params = counted["staging_events"]
+    assert sql.endswith('FROM "public"."staging_events" WHERE run_id = %(run_id)s')
+    assert params == {"run_id": RUN_ID}
+    for table in ("songplays", "time"):
+        sql, params = counted[table]
+        assert "start_time >= %(interval_start)s AND start_time < %(interval_end)s" in sql
+        assert params == INTERVAL
+    for table in ("users", "songs", "artists", "staging_songs"):
+        sql, params = counted[table]
+        assert sql.endswith(f'SELECT COUNT(*) FROM "public"."{table}"') and params == {}
+    assert RUN_ID not in " ".join(s for s, _ in cursor.executed)  # a value, never SQL text
+    assert json.loads(json.dumps(snapshot.to_xcom())) == snapshot.to_xcom()
+    assert RowSnapshot.from_xcom(snapshot.to_xcom()) == snapshot
+
+
+def test_snapshot_rows_leaves_out_what_it_cannot_scope_and_absent_tables_are_none():
+    """No run or interval in the context: the scoped tables are not counted (unknown);
+    a staging_events created before run_id existed holds none of this run's rows."""
+    cursor = warehouse(["staging_events", "users", "songplays"], {"users": 3})
+    tables = ["staging_events", "songplays", "time", "users", "songs"]
+    snapshot = snapshot_rows(cursor, tables=tables)
+    assert snapshot.rows == {"time": None, "users": 3, "songs": None}  # absent in any scope
+    cursor = warehouse(["staging_events"], {}, columns={"staging_events": ("ts",)})
+    snapshot = snapshot_rows(cursor, tables=["staging_events"], parameters={"run_id": "r"})
+    assert snapshot.rows == {"staging_events": 0} and snapshot.scopes == {"staging_events": "run"}
+    assert not any("COUNT(*)" in s for s in cursor.statements)
+
+
+def test_a_snapshot_from_an_older_flat_xcom_counted_whole_tables():
+    old = RowSnapshot.from_xcom({"songplays": 2, "users": None})
+    assert old.count("users", WHOLE_TABLE) == (None, True)  # absent
+    assert old.count("songplays", INTERVAL_ROWS) == (None, False)  # another scope: unknown
+    assert RowSnapshot.from_xcom(None) is None and RowSnapshot.from_xcom({}) is None
+    assert RowSnapshot.from_xcom("not a snapshot") is None
+    assert RowSnapshot.from_xcom({"users": "seven"}) is None
+
+
 def test_build_report_reads_this_runs_checks_latest_attempt_and_rejects():
     present = [*REPORT_TABLES, "staging_rejects", "data_quality_results"]
     cursor = warehouse(
@@ -218,14 +319,16 @@ def test_build_report_reads_this_runs_checks_latest_attempt_and_rejects():
         rejects=[("staging_events", "k.json", 1, "bad")],
     )
     report = build_report(
-        cursor, dag_id="d", run_id=RUN_ID, interval_start=None, interval_end=None,
-        before={"songplays": 2}, max_rejects_shown=1,
+        cursor, dag_id="d", run_id=RUN_ID, interval_start=DAY,
+        interval_end=DAY + timedelta(days=1), before=SNAPSHOT, max_rejects_shown=1,
     )  # fmt: skip
-    assert [(t.table, t.before, t.after) for t in report.tables][:3] == [
-        ("staging_events", None, 7),
-        ("staging_songs", None, 7),
-        ("songplays", 2, 7),
+    assert [(t.table, t.scope, t.before, t.after) for t in report.tables][:4] == [
+        ("staging_events", RUN_ROWS, 0, 7),
+        ("staging_songs", WHOLE_TABLE, 5, 7),
+        ("songplays", INTERVAL_ROWS, 2, 7),
+        ("users", WHOLE_TABLE, None, 7),
     ]
+    assert [t.before_known for t in report.tables] == [True] * 4 + [False] * 3
     assert report.checks == (CheckRow("time_hour_in_range", "time", False, "3", "== 0"),)
     assert report.rejects_total == 25 and len(report.rejects) == 1
     check_sql, check_params = next((s, p) for s, p in cursor.executed if "data_quality" in s)
@@ -234,23 +337,32 @@ def test_build_report_reads_this_runs_checks_latest_attempt_and_rejects():
     assert first_rejects.rstrip().endswith("LIMIT %(limit)s")
     # Values travel as bind parameters only (table names are validated identifiers).
     assert all(
-        p in (None, {}, {"run_id": RUN_ID}, {"schema": "public"}, {"run_id": RUN_ID, "limit": 1})
+        p in (None, {}, {"run_id": RUN_ID}, {"schema": "public"}, {"run_id": RUN_ID, "limit": 1},
+              INTERVAL)
+        or set(p) == {"schema", "tables"}
         for _, p in cursor.executed
-    )
+    )  # fmt: skip
+    markdown = render_markdown(report)
+    assert md_row(markdown, "`staging_events`")[1:] == ["this run's rows", "0", "7", "+7"]
+    assert md_row(markdown, "`songplays`")[1:] == ["the run's interval", "2", "7", "+5"]
+    assert md_row(markdown, "`users`")[1:] == ["whole table (shared by runs)", "absent", "7", "+7"]
+    assert md_row(markdown, "`time`")[1:] == ["the run's interval", "unknown", "7", ""]
 
 
 def test_build_report_first_run_without_result_tables():
     cursor = warehouse(["songplays"], {"songplays": 0})
+    before = {"rows": {"songplays": None, "users": None},
+              "scopes": {"songplays": "interval", "users": "table"}}  # fmt: skip
     report = build_report(
-        cursor, dag_id="d", run_id="r", interval_start=None, interval_end=None,
-        before=dict.fromkeys(REPORT_TABLES), tables=["songplays", "users"],
+        cursor, dag_id="d", run_id="r", interval_start=DAY,
+        interval_end=DAY + timedelta(days=1), before=before, tables=["songplays", "users"],
     )  # fmt: skip
     assert [(t.before, t.after) for t in report.tables] == [(None, 0), (None, None)]
     assert report.checks == () and report.rejects_total == 0
     assert not any("data_quality_results" in s for s in cursor.statements)
     markdown = render_markdown(report)
-    assert md_row(markdown, "`users`")[1:] == ["absent", "absent", ""]
-    assert md_row(markdown, "`songplays`")[1:] == ["absent", "0", "0"]
+    assert md_row(markdown, "`users`")[2:] == ["absent", "absent", ""]
+    assert md_row(markdown, "`songplays`")[2:] == ["absent", "0", "0"]
     assert "No check results for this run" in markdown
 
 
@@ -260,7 +372,7 @@ def test_build_report_without_warehouse_says_so():
         warehouse_error="cannot connect", tables=["songplays"],
     )  # fmt: skip
     markdown = render_markdown(report)
-    assert md_row(markdown, "`songplays`")[1:] == ["unknown", "unknown", ""]
+    assert md_row(markdown, "`songplays`")[1:] == ["the run's interval", "unknown", "unknown", ""]
     assert "not readable at report time: cannot connect" in markdown
     assert "unknown (the warehouse could not be read)" in render_html(report)
 
@@ -277,11 +389,12 @@ def test_markdown_has_every_table_count_check_reject_and_task():
     assert "- **Quality checks:** 1 of 2 passed" in markdown
     assert "- **Rejected records:** 5 (staging_events 5)" in markdown
 
-    assert md_row(markdown, "`staging_events`")[1:] == ["120", "131", "+11"]
-    assert md_row(markdown, "`songplays`")[1:] == ["1,000", "1,125", "+125"]
-    assert md_row(markdown, "`users`")[1:] == ["40", "40", "0"]
-    assert md_row(markdown, "`time`")[1:] == ["absent", "97", "+97"]
-    assert md_row(markdown, "`songs`")[1:] == ["90", "80", "-10"]
+    assert md_row(markdown, "`staging_events`")[1:] == ["this run's rows", "120", "131", "+11"]
+    assert md_row(markdown, "`songplays`")[1:] == ["the run's interval", "1,000", "1,125", "+125"]
+    assert md_row(markdown, "`users`")[1:] == ["whole table (shared by runs)", "40", "40", "0"]
+    assert md_row(markdown, "`time`")[2:] == ["absent", "97", "+97"]
+    assert md_row(markdown, "`songs`")[2:] == ["90", "80", "-10"]
+    assert "| table | counts | before | after | change |" in markdown
 
     assert md_row(markdown, "`songplays_has_rows`") == [
         "`songplays_has_rows`", "`songplays`", "passed", "`1125`", "`>= 1`",
@@ -292,7 +405,12 @@ def test_markdown_has_every_table_count_check_reject_and_task():
 
     assert "## Rejected records: 5 (staging_events 5)" in markdown
     assert "## Data quality checks: 1 of 2 passed" in markdown
-    assert "Staging tables hold the latest run's input only" in markdown
+    assert (
+        "- **whole table (shared by runs)** (users, songs): the whole table, which every run "
+        "rewrites: with runs overlapping, its change may include other runs' writes."
+    ) in markdown
+    assert "- **this run's rows** (staging_events): rows with this run's run_id;" in markdown
+    assert "- **the run's interval** (songplays, time): rows whose start_time lies" in markdown
     assert "The first 2 of 5:" in markdown
     reject = next(line for line in markdown.splitlines() if "2018-11-02-events.json" in line)
     assert reject == (
@@ -343,16 +461,17 @@ def test_html_escapes_every_value():
 
 def test_html_has_every_table_check_reject_and_task():
     page = render_html(sample_report())
-    for table, before, after, change in [
-        ("staging_events", "120", "131", "+11"),
-        ("songplays", "1,000", "1,125", "+125"),
-        ("time", "absent", "97", "+97"),
-        ("songs", "90", "80", "-10"),
+    for table, scope, before, after, change in [
+        ("staging_events", "this run&#39;s rows", "120", "131", "+11"),
+        ("songplays", "the run&#39;s interval", "1,000", "1,125", "+125"),
+        ("time", "the run&#39;s interval", "absent", "97", "+97"),
+        ("songs", "whole table (shared by runs)", "90", "80", "-10"),
     ]:
         assert (
-            f'<tr><td><code>{table}</code></td><td class="num">{before}</td>'
+            f'<tr><td><code>{table}</code></td><td>{scope}</td><td class="num">{before}</td>'
             f'<td class="num">{after}</td><td class="num">{change}</td></tr>'
         ) in page
+    assert "<li><strong>whole table (shared by runs)</strong> (users, songs): " in page
     assert '<td class="failed">FAILED</td><td><code>3</code></td><td><code>== 0</code></td>' in page
     assert '<td class="passed">passed</td><td><code>1125</code></td>' in page
     assert "<code>log_data/2018/11/2018-11-02-events.json</code>" in page

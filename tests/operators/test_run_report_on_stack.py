@@ -1,6 +1,9 @@
 """RowCountSnapshotOperator and RunReportOperator on real PostgreSQL and the local S3 API:
-counts before and after, this run's rejects and checks (latest attempt) only, task times;
-the report as files (file:// URLs) and as objects in a bucket of the tests' own."""
+counts before and after in each table's scope (this run's staging_events rows, the run's
+interval of songplays and time, whole shared tables) while another run's rows and another
+interval's sit in the same tables, this run's rejects and checks (latest attempt) only,
+task times; the report as files (file:// URLs) and as objects in a bucket of the tests'
+own."""
 
 from __future__ import annotations
 
@@ -31,6 +34,9 @@ OTHER_RUN = "scheduled__2018-10-31T00:00:00+00:00"
 DAY = datetime(2018, 11, 1, tzinfo=UTC)
 STARTED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 T1, T2 = datetime(2018, 11, 1, 10, 0, 0), datetime(2018, 11, 1, 11, 30, 0)
+# Another run's interval, the day before, and the first instant of the next day (the
+# interval's end is exclusive): rows of other intervals, never this run's.
+T_OTHER, T_NEXT = datetime(2018, 10, 31, 23, 59, 59), datetime(2018, 11, 2, 0, 0, 0)
 BUCKET = "sparkify-test-run-report"
 NAME = "scheduled__2018-11-01T00_00_00_00_00"  # RUN_ID as a file name
 SCRIPT = "<script>alert('x')</script>"
@@ -64,11 +70,17 @@ def warehouse(monkeypatch) -> str:
     fresh_database(DB)
     use_database(monkeypatch, DB)
     with connect(DB) as conn, conn.cursor() as cursor:
+        # staging_events as create_tables.sql makes it: each run's rows apart (run_id).
         cursor.execute(
-            "INSERT INTO staging_events (page, ts, userid, sessionid, iteminsession, level) VALUES "
-            "('NextSong', 1541066400000, '1', 5, 0, 'free'), "
-            "('NextSong', 1541071800000, '2', 6, 0, 'paid'), "
-            "('Home', 1541071800001, '', 7, 0, 'free')"
+            "INSERT INTO staging_events (page, ts, userid, sessionid, iteminsession, level, "
+            "run_id, staged_at) VALUES "
+            "('NextSong', 1541066400000, '1', 5, 0, 'free', %(run)s, now()), "
+            "('NextSong', 1541071800000, '2', 6, 0, 'paid', %(run)s, now()), "
+            "('Home', 1541071800001, '', 7, 0, 'free', %(run)s, now()), "
+            "('NextSong', 1541030399000, '3', 8, 0, 'free', %(other)s, now()), "
+            "('NextSong', 1541030399001, '3', 8, 1, 'free', %(other)s, now()), "
+            "('NextSong', 1541030399002, '3', 8, 2, 'free', NULL, NULL)",
+            {"run": RUN_ID, "other": OTHER_RUN},
         )
         cursor.execute(
             "INSERT INTO users VALUES "
@@ -77,8 +89,14 @@ def warehouse(monkeypatch) -> str:
         )
         cursor.execute(
             "INSERT INTO songplays VALUES ('a', %s, 1, 'free', NULL, NULL, 5, 'X', 'UA'), "
-            "('b', %s, 2, 'paid', NULL, NULL, 6, 'Y', 'UA')",
-            (T1, T2),
+            "('b', %s, 2, 'paid', NULL, NULL, 6, 'Y', 'UA'), "
+            "('c', %s, 3, 'free', NULL, NULL, 8, 'Z', 'UA'), "
+            "('d', %s, 3, 'free', NULL, NULL, 9, 'Z', 'UA')",
+            (T1, T2, T_OTHER, T_NEXT),
+        )
+        cursor.executemany(
+            'INSERT INTO "time" (start_time, hour) VALUES (%s, %s)',
+            [(t, t.hour) for t in (T1, T2, T_OTHER, T_NEXT)],
         )
         rejects = [
             (RUN_ID, "staging_events", "log_data/2018/11/2018-11-01-events.json", 4,
@@ -142,6 +160,17 @@ def snapshot() -> RowCountSnapshotOperator:
     return RowCountSnapshotOperator(task_id="snapshot_row_counts", conn_id="redshift")
 
 
+SCOPES = {
+    "staging_events": "run", "staging_songs": "table", "songplays": "interval",
+    "users": "table", "songs": "table", "artists": "table", "time": "interval",
+}  # fmt: skip
+
+
+def before(**rows) -> dict:
+    """A snapshot's XCom: ``rows`` per table (others 0), in each table's scope."""
+    return {"rows": {**dict.fromkeys(REPORT_TABLES, 0), **rows}, "scopes": SCOPES}
+
+
 def report(tmp_path, before, reports_url: str | None = None) -> RunReportOperator:
     return RunReportOperator(
         task_id="write_run_report",
@@ -154,22 +183,43 @@ def report(tmp_path, before, reports_url: str | None = None) -> RunReportOperato
 def test_snapshot_on_the_first_run_counts_absent_tables_as_none(monkeypatch):
     fresh_database(DB_FIRST_RUN, with_tables=False)
     use_database(monkeypatch, DB_FIRST_RUN)
-    assert snapshot().execute({}) == dict.fromkeys(REPORT_TABLES)
+    assert snapshot().execute(context()) == {"rows": dict.fromkeys(REPORT_TABLES), "scopes": SCOPES}
+    # Absent is absent in any scope, even without the run and interval to scope by.
+    assert snapshot().execute({})["rows"] == dict.fromkeys(REPORT_TABLES)
 
 
-def test_snapshot_counts_every_table(warehouse):
-    counts = snapshot().execute({})
+def test_snapshot_counts_this_runs_rows_its_interval_and_whole_shared_tables(warehouse):
+    """Another run's staging_events rows and other intervals' songplays and time rows are in
+    the tables: this run's counts leave them out; the shared tables count whole."""
+    counts = snapshot().execute(context())
     assert counts == {
-        "staging_events": 3, "staging_songs": 0, "songplays": 2, "users": 2, "songs": 0,
-        "artists": 0, "time": 0,
+        "rows": {"staging_events": 3, "staging_songs": 0, "songplays": 2, "users": 2,
+                 "songs": 0, "artists": 0, "time": 2},
+        "scopes": SCOPES,
     }  # fmt: skip
     assert json.loads(json.dumps(counts)) == counts  # travels through XCom as JSON
+    other = {**context(), "run_id": OTHER_RUN, "data_interval_start": DAY - timedelta(days=1),
+             "data_interval_end": DAY}  # fmt: skip
+    assert {t: n for t, n in snapshot().execute(other)["rows"].items() if n} == {
+        "staging_events": 2,
+        "songplays": 1,
+        "time": 1,
+        "users": 2,
+    }
+
+
+def test_snapshot_of_an_old_staging_events_without_run_id(warehouse):
+    """A warehouse from before run_id: none of staging_events' rows is this run's."""
+    with connect(DB) as conn, conn.cursor() as cursor:
+        cursor.execute("ALTER TABLE staging_events DROP COLUMN run_id")
+        conn.commit()
+    counts = snapshot().execute(context())
+    assert counts["rows"]["staging_events"] == 0 and counts["rows"]["songplays"] == 2
 
 
 def test_report_files_show_counts_rejects_checks_and_tasks(warehouse, tmp_path, caplog):
-    before = {**dict.fromkeys(REPORT_TABLES, 0), "songplays": 1, "time": None}
     caplog.set_level("INFO")
-    urls = report(tmp_path, before).execute(context())
+    urls = report(tmp_path, before(songplays=1, time=None)).execute(context())
 
     folder = tmp_path / "reports" / "sparkify_etl"
     name = NAME
@@ -186,16 +236,22 @@ def test_report_files_show_counts_rejects_checks_and_tasks(warehouse, tmp_path, 
     assert markdown.startswith(f"# Run report: sparkify_etl / {RUN_ID}\n")
     assert "- **Outcome:** succeeded" in markdown
     assert "- **Data interval:** 2018-11-01 00:00:00 UTC to 2018-11-02 00:00:00 UTC" in markdown
+    # Another run's 3 staging rows (one of them older than run_id) and two songplays and
+    # time rows of other intervals are in the tables: not counted as this run's.
     for row in [
-        "| `staging_events` | 0 | 3 | +3 |",
-        "| `staging_songs` | 0 | 0 | 0 |",
-        "| `songplays` | 1 | 2 | +1 |",
-        "| `users` | 0 | 2 | +2 |",
-        "| `time` | absent | 0 | 0 |",
-        "| `songs` | 0 | 0 | 0 |",
-        "| `artists` | 0 | 0 | 0 |",
+        "| `staging_events` | this run's rows | 0 | 3 | +3 |",
+        "| `staging_songs` | whole table (shared by runs) | 0 | 0 | 0 |",
+        "| `songplays` | the run's interval | 1 | 2 | +1 |",
+        "| `users` | whole table (shared by runs) | 0 | 2 | +2 |",
+        "| `time` | the run's interval | absent | 2 | +2 |",
+        "| `songs` | whole table (shared by runs) | 0 | 0 | 0 |",
+        "| `artists` | whole table (shared by runs) | 0 | 0 | 0 |",
     ]:
         assert row in markdown, row
+    assert "- **whole table (shared by runs)** (staging_songs, users, songs, artists): " in (
+        markdown
+    )
+    assert "its change may include other runs' writes." in markdown
     # This run's checks, of its latest attempt; nothing of the other run.
     assert "## Data quality checks: 2 of 2 passed" in markdown
     assert "| `users_has_rows` | `users` | passed | `2` | `>= 1` |" in markdown
@@ -225,7 +281,10 @@ def test_report_files_show_counts_rejects_checks_and_tasks(warehouse, tmp_path, 
     assert "<code>song_data/A/&lt;b&gt;.json</code>" in page
     assert "<code>value too long for &lt;title&gt;</code>" in page
     assert "<title>" not in page.replace("<title>Run report", "")
-    assert '<td><code>songplays</code></td><td class="num">1</td><td class="num">2</td>' in page
+    assert (
+        "<td><code>songplays</code></td><td>the run&#39;s interval</td>"
+        '<td class="num">1</td><td class="num">2</td>'
+    ) in page
 
 
 def test_a_run_without_snapshot_or_checks_still_gets_its_report(warehouse, tmp_path):
@@ -244,8 +303,18 @@ def test_a_run_without_snapshot_or_checks_still_gets_its_report(warehouse, tmp_p
         "- **Outcome:** FAILED - failed task(s): stage_events; 1 task(s) not run (upstream failed)"
         in (markdown)
     )
-    assert "| `songplays` | unknown | 2 |  |" in markdown
+    assert "| `songplays` | the run's interval | unknown | 2 |  |" in markdown
     assert "No check results for this run" in markdown
+
+
+def test_an_older_whole_table_snapshot_leaves_the_scoped_tables_unknown(warehouse, tmp_path):
+    """A snapshot from before the scopes (flat {table: rows}, whole tables) next to a
+    report counting scopes: whole-table figures never pass for this run's."""
+    flat = dict.fromkeys(REPORT_TABLES, 0) | {"songplays": 4, "staging_events": 6}
+    markdown = read_text(report(tmp_path, flat).execute(context())["markdown"])
+    assert "| `songplays` | the run's interval | unknown | 2 |  |" in markdown
+    assert "| `staging_events` | this run's rows | unknown | 3 |  |" in markdown
+    assert "| `users` | whole table (shared by runs) | 0 | 2 | +2 |" in markdown
 
 
 def test_an_unreachable_warehouse_is_noted_in_the_report(warehouse, tmp_path, monkeypatch):
@@ -257,12 +326,12 @@ def test_an_unreachable_warehouse_is_noted_in_the_report(warehouse, tmp_path, mo
         json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": port,
                     "login": "sparkify", "password": "sparkify", "schema": DB}),
     )  # fmt: skip
-    urls = report(tmp_path, {"songplays": 1}).execute(context())
+    urls = report(tmp_path, before(songplays=1)).execute(context())
     markdown = read_text(urls["markdown"])
     assert "- **Warehouse:** not readable at report time: cannot connect to the warehouse" in (
         markdown
     )
-    assert "| `songplays` | 1 | unknown |  |" in markdown
+    assert "| `songplays` | the run's interval | 1 | unknown |  |" in markdown
     assert "| `stage_events` | success |" in markdown  # the tasks are still there
 
 
@@ -283,7 +352,7 @@ def add_reject(reason: str) -> None:
 def test_the_report_is_an_object_in_s3_with_the_reports_text(warehouse, bucket, tmp_path):
     add_reject(f"value {SCRIPT} too long")
     reports_url = f"s3://{BUCKET}/reports"
-    urls = report(tmp_path, {"songplays": 1}, reports_url).execute(context())
+    urls = report(tmp_path, before(songplays=1), reports_url).execute(context())
 
     assert urls == {
         "markdown": f"{reports_url}/sparkify_etl/{NAME}.md",
@@ -294,7 +363,7 @@ def test_the_report_is_an_object_in_s3_with_the_reports_text(warehouse, bucket, 
     markdown = bucket.get_object(Bucket=BUCKET, Key=f"reports/sparkify_etl/{NAME}.md")
     text = markdown["Body"].read().decode("utf-8")
     assert text.startswith(f"# Run report: sparkify_etl / {RUN_ID}\n")
-    assert "| `songplays` | 1 | 2 | +1 |" in text
+    assert "| `songplays` | the run's interval | 1 | 2 | +1 |" in text
     assert "## Rejected records: 3 (staging_events 2, staging_songs 1)" in text
     assert markdown["ContentType"].startswith("text/markdown")
     # Read back as `make run` does: the newest report of the DAG, through the connection.
@@ -333,7 +402,7 @@ def test_a_failed_run_gets_its_report_in_s3_even_without_the_warehouse(
     markdown = read_text(urls["markdown"])
     assert "- **Outcome:** FAILED - failed task(s): stage_events; 1 task(s) not run" in markdown
     assert "- **Warehouse:** not readable at report time: cannot connect" in markdown
-    assert "| `songplays` | unknown | unknown |  |" in markdown
+    assert "| `songplays` | the run's interval | unknown | unknown |  |" in markdown
     assert "| `stop_execution` | no status | - | - | - | 0 |" in markdown
     assert "<h1>Run report: sparkify_etl / " in read_text(urls["html"])
 
