@@ -64,11 +64,13 @@ def warehouse(monkeypatch):
     for name, value in connection_environment(DB).items():
         monkeypatch.setenv(name, value)
     with connect(DB) as conn, conn.cursor() as cursor:
+        # What run dq staged (each run reads its own rows of staging_events).
         cursor.execute(
-            "INSERT INTO staging_events (page, ts, userid, sessionid, iteminsession, level) VALUES "
-            "('NextSong', 1541066400000, '1', 5, 0, 'free'), "
-            "('NextSong', 1541071800000, '2', 6, 0, 'paid'), "
-            "('Home', 1541071800001, '', 7, 0, 'free')"
+            "INSERT INTO staging_events "
+            "(page, ts, userid, sessionid, iteminsession, level, run_id, staged_at) VALUES "
+            "('NextSong', 1541066400000, '1', 5, 0, 'free', 'dq', now()), "
+            "('NextSong', 1541071800000, '2', 6, 0, 'paid', 'dq', now()), "
+            "('Home', 1541071800001, '', 7, 0, 'free', 'dq', now())"
         )
         # What staging counted for run dq: one play at 10:00 and one at 11:30, and another
         # run's count for the same hour that this run's checks must not add.
@@ -154,7 +156,7 @@ def test_a_day_that_loads_no_plays_fails_though_the_tables_hold_earlier_days(war
         "('staging_events', 'log_data/2018/11/2018-11-02-events.json', '2018-11-02 08:00', 3, "
         "'day2', now())"
     )
-    execute("UPDATE staging_events SET ts = ts + 86400000")  # day 2's file
+    execute("UPDATE staging_events SET ts = ts + 86400000, run_id = 'day2'")  # day 2's file
     failed = failed_checks(context(day2, day2 + timedelta(days=1), run_id="day2"))
     assert failed == {
         "songplays_has_rows": "FAILED: songplays_has_rows on songplays: observed 0, expected >= 1",
@@ -177,10 +179,17 @@ def test_staged_plays_are_compared_per_hour_for_an_hourly_run(warehouse):
 
 
 def test_a_staged_play_outside_the_days_of_the_log_files_fails(warehouse):
+    # Another run's play outside this run's days is not this run's to check.
+    execute(
+        "INSERT INTO staging_events (page, ts, userid, sessionid, iteminsession, level, run_id, "
+        "staged_at) VALUES ('NextSong', 1540944000000, '1', 3, 0, 'free', 'other', now())"
+    )
+    assert quality().execute(CONTEXT)
     # 2018-10-31 23:59:59: in the day-1 file, but of no interval that file is loaded for
     execute(
-        "INSERT INTO staging_events (page, ts, userid, sessionid, iteminsession, level) VALUES "
-        "('NextSong', 1541030399000, '1', 4, 9, 'free'), ('Home', 1541030399000, '1', 4, 8, 'free')"
+        "INSERT INTO staging_events (page, ts, userid, sessionid, iteminsession, level, run_id, "
+        "staged_at) VALUES ('NextSong', 1541030399000, '1', 4, 9, 'free', 'dq', now()), "
+        "('Home', 1541030399000, '1', 4, 8, 'free', 'dq', now())"
     )
     failed = failed_checks(CONTEXT)
     assert failed == {
