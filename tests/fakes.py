@@ -1,6 +1,6 @@
 """Small in-memory stand-ins for the things the unit tests must not reach: a DB-API
-connection and cursor, an S3 client, and a reader for PostgreSQL's COPY text format; and
-helpers defining Airflow connections through the environment.
+connection and cursor, an S3 client, and readers for PostgreSQL's COPY formats (text and
+binary); and helpers defining Airflow connections through the environment.
 
 They record what they were asked to do so tests can assert on it; they implement just
 enough behaviour for the code under test, no more.
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -393,3 +395,62 @@ def parse_copy_text(data: bytes, ncolumns: int) -> list[tuple[str | None, ...]]:
         assert len(fields) == ncolumns, f"{len(fields)} fields, expected {ncolumns}: {line!r}"
         rows.append(tuple(None if f == "\\N" else _unescape(f) for f in fields))
     return rows
+
+
+# ----------------------------------------------------------------------------- COPY binary
+
+COPY_BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\0"
+_POSTGRES_EPOCH = datetime(2000, 1, 1)
+
+
+def _binary_field(data_type: str, raw: bytes) -> str:
+    """One field of COPY's binary format as the text format would spell it."""
+    if data_type == "smallint":
+        return str(struct.unpack(">h", raw)[0])
+    if data_type == "integer":
+        return str(struct.unpack(">i", raw)[0])
+    if data_type == "bigint":
+        return str(struct.unpack(">q", raw)[0])
+    if data_type == "double precision":
+        return repr(struct.unpack(">d", raw)[0])
+    if data_type == "real":
+        return repr(struct.unpack(">f", raw)[0])
+    if data_type.startswith("timestamp"):
+        moment = _POSTGRES_EPOCH + timedelta(microseconds=struct.unpack(">q", raw)[0])
+        return moment.isoformat(sep=" ")
+    return raw.decode("utf-8")
+
+
+def parse_copy_binary(data: bytes, info: Sequence[tuple]) -> list[tuple[str | None, ...]]:
+    """PostgreSQL's COPY binary format back into tuples of text (``None`` for NULL), for
+    a table of ``info`` (information_schema rows: name, type, ...)."""
+    assert data.startswith(COPY_BINARY_SIGNATURE), "not COPY binary data"
+    position = len(COPY_BINARY_SIGNATURE) + 4  # flags
+    (extension,) = struct.unpack_from(">i", data, position)
+    position += 4 + extension
+    rows = []
+    while True:
+        (count,) = struct.unpack_from(">h", data, position)
+        position += 2
+        if count == -1:
+            assert position == len(data), "data after the COPY binary trailer"
+            return rows
+        assert count == len(info), f"{count} fields, expected {len(info)}"
+        row = []
+        for column in info:
+            (size,) = struct.unpack_from(">i", data, position)
+            position += 4
+            if size == -1:
+                row.append(None)
+                continue
+            row.append(_binary_field(column[1], data[position : position + size]))
+            position += size
+        rows.append(tuple(row))
+
+
+def parse_copy(data: bytes, info: Sequence[tuple]) -> list[tuple[str | None, ...]]:
+    """Rows of a COPY in either format (text, or binary), each field as the text format
+    spells it: the tests of the loader read its rows whichever format it sends."""
+    if data.startswith(COPY_BINARY_SIGNATURE):
+        return parse_copy_binary(data, info)
+    return parse_copy_text(data, len(info))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import jinja2
@@ -23,13 +23,14 @@ from astro.table import Metadata, Table
 from operators.stage_redshift import StageToRedshiftOperator
 from sparkify.config import LOG_KEY_TEMPLATE
 from sparkify.s3_objects import MissingObjectsError
+from sparkify.sql import read_sql
 from tests.fakes import (
     STAGING_EVENTS_INFO,
     FakeConnection,
     FakeCursor,
     FakeS3Client,
     Result,
-    parse_copy_text,
+    parse_copy,
     patch_postgres_hook,
     record_connection_lookups,
     set_connection,
@@ -52,8 +53,17 @@ RUN_ID = "scheduled__2018-11-05T00:00:00+00:00"
 REJECTS = '"public"."staging_rejects"'
 DELETE_COUNTS = (
     'DELETE FROM "public"."staging_counts" '
-    "WHERE table_name = %(table_name)s AND source_key = %(source_key)s"
+    "WHERE table_name = %(table_name)s AND run_id = %(run_id)s",
+    {"table_name": "staging_events", "run_id": RUN_ID},
 )
+STALE_RUNS = (
+    f"DELETE FROM {TABLE} "
+    "WHERE run_id IS NULL OR (staged_at < %(stale_before)s AND run_id <> %(run_id)s)"
+)
+RUN_ROWS = (f"DELETE FROM {TABLE} WHERE run_id = %(run_id)s", {"run_id": RUN_ID})
+# Where each run's rows are told apart, in the rows the COPY sends.
+RUN_FIELD = [row[0] for row in STAGING_EVENTS_INFO].index("run_id")
+STAGED_AT_FIELD = [row[0] for row in STAGING_EVENTS_INFO].index("staged_at")
 DELETE_REJECTS = (
     f"DELETE FROM {REJECTS} WHERE run_id = %(run_id)s AND table_name = %(table_name)s",
     {"run_id": RUN_ID, "table_name": "staging_events"},
@@ -137,7 +147,7 @@ def test_is_an_astro_load_file_task_returning_the_output_table(monkeypatch):
     result = operator.execute(context())
 
     assert result is operator.output_table
-    assert len(parse_copy_text(conn.cursor_obj.copied, len(STAGING_EVENTS))) == 1
+    assert len(parse_copy(conn.cursor_obj.copied, STAGING_EVENTS)) == 1
     # What the downstream tasks receive through XCom is the same Table.
     pushed = BaseXCom.deserialize_value(SimpleNamespace(value=BaseXCom.serialize_value(result)))
     assert pushed == Table(
@@ -357,13 +367,22 @@ def test_postgres_streams_every_line_into_one_copy(monkeypatch, caplog):
         make_operator(max_workers=2).execute(context())
 
     cursor = conn.cursor_obj
-    assert cursor.statements[0] == f"TRUNCATE {TABLE}"
-    assert "information_schema.columns" in cursor.statements[1]
+    columns_read = (read_sql("table_columns"), ("public", "staging_events"))
+    # First a short transaction of its own: other runs' day-old rows (and rows of no run)
+    # go; then the load's, with no lock: it replaces only this run's rows, never the table.
+    assert cursor.executed[:2] == [columns_read, (STALE_RUNS, cursor.executed[1][1])]
+    stale = cursor.executed[1][1]
+    assert stale["run_id"] == RUN_ID
+    assert stale["stale_before"] < datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=23)
     assert cursor.executed[2:] == [
+        columns_read,
+        RUN_ROWS,
+        columns_read,
         DELETE_REJECTS,  # this run's earlier rejects, none new
-        (DELETE_COUNTS, {"table_name": "staging_events", "source_key": DAY1}),
-        (DELETE_COUNTS, {"table_name": "staging_events", "source_key": DAY2}),
+        DELETE_COUNTS,  # this run's earlier counts, of any object (not other runs')
     ]
+    assert not [s for s in cursor.statements if s.startswith(("LOCK", "TRUNCATE"))]
+    assert conn.events == ["commit", "close", "commit", "close"]
     ((statement, counted),) = cursor.executemany_calls
     assert statement == (
         'INSERT INTO "public"."staging_counts" '
@@ -376,21 +395,29 @@ def test_postgres_streams_every_line_into_one_copy(monkeypatch, caplog):
         ("staging_events", DAY2, datetime(2018, 11, 1, 21), 1, RUN_ID),
     ]
     columns = ", ".join(f'"{row[0]}"' for row in STAGING_EVENTS)
-    assert cursor.copies == [f"COPY {TABLE} ({columns}) FROM STDIN"]
-    rows = parse_copy_text(cursor.copied, len(STAGING_EVENTS))
+    (copy,) = cursor.copies
+    assert copy.startswith(f"COPY {TABLE} ({columns}) FROM STDIN")
+    rows = parse_copy(cursor.copied, STAGING_EVENTS)
     assert len(rows) == 3
+    # every row is named after the run, staged at one moment of this load
+    assert {r[RUN_FIELD] for r in rows} == {RUN_ID}
+    (staged_at,) = {r[STAGED_AT_FIELD] for r in rows}
+    load_started = stale["stale_before"] + timedelta(days=1)
+    assert timedelta(0) <= datetime.fromisoformat(staged_at) - load_started < timedelta(minutes=1)
     by_ts_session = {(r[15], r[12]): r for r in rows}
     first = by_ts_session[("1541106106796", "139")]
     assert first == (
         "Des'ree", "Logged In", "Kaylee", "F", "1", "Summers", "246.30812", "free",
         "Phoenix-Mesa-Scottsdale, AZ", "PUT", "NextSong", "1540344794796.0", "139",
-        "You Gotta Be", "200", "1541106106796", '"Mozilla/5.0"', "8", DAY1,
+        "You Gotta Be", "200", "1541106106796", '"Mozilla/5.0"', "8", DAY1, RUN_ID, staged_at,
     )  # fmt: skip
     assert by_ts_session[("1541106106797", "139")][0] is None
     assert by_ts_session[("1541106106797", "139")][17] == ""
     assert ("1541106106796", "140") in by_ts_session
-    assert conn.events == ["commit", "close"]
-    assert f"Staged 3 rows from 2 object(s) of s3://{BUCKET} into {TABLE}" in caplog.text
+    assert (
+        f"Staged 3 rows from 2 object(s) of s3://{BUCKET} into {TABLE} for run {RUN_ID}"
+        in caplog.text
+    )
 
 
 def test_postgres_bad_record_fails_the_task_naming_the_object_and_line(monkeypatch):
@@ -408,8 +435,10 @@ def test_postgres_bad_record_fails_the_task_naming_the_object_and_line(monkeypat
         "ts must be an integer, got 'abc'"
     )
     assert conn.cursor_obj.executemany_calls == []
-    assert conn.commits == 0
-    assert conn.events == ["rollback", "close"]
+    # only the stale runs' cleanup, in its own transaction, is committed: the run's rows
+    # as they were (its DELETE is rolled back with the COPY)
+    assert conn.events == ["commit", "close", "rollback", "close"]
+    assert RUN_ROWS in conn.cursor_obj.executed
 
 
 def test_postgres_rejects_within_the_limit_are_recorded_and_the_rest_loads(monkeypatch, caplog):
@@ -428,9 +457,9 @@ def test_postgres_rejects_within_the_limit_are_recorded_and_the_rest_loads(monke
         operator.execute(context())
 
     cursor = conn.cursor_obj
-    rows = parse_copy_text(cursor.copied, len(STAGING_EVENTS))
+    rows = parse_copy(cursor.copied, STAGING_EVENTS)
     assert sorted(r[12] for r in rows) == ["139", "2", "3"]  # session ids of the good rows
-    assert cursor.executed[2] == DELETE_REJECTS
+    assert cursor.executed[5] == DELETE_REJECTS
     (statement, recorded), _counts = cursor.executemany_calls
     assert statement == (
         f"INSERT INTO {REJECTS} "
@@ -446,7 +475,7 @@ def test_postgres_rejects_within_the_limit_are_recorded_and_the_rest_loads(monke
     assert recorded[1][4] == "gender is 10 bytes of UTF-8, longer than the column's 8"
     assert recorded[1][5] == json.dumps(too_long)
     assert all(before <= row[6] <= datetime.now(UTC).replace(tzinfo=None) for row in recorded)
-    assert conn.events == ["commit", "close"]
+    assert conn.events == ["commit", "close", "commit", "close"]
     set_aside = [
         r.getMessage()
         for r in caplog.records
@@ -473,7 +502,7 @@ def test_postgres_one_reject_too_many_fails_naming_them(monkeypatch):
     assert f"{DAY1} line 1: expected a JSON object, got list" in message
     assert f"{DAY1} line 2: required field 'ts' is missing or null" in message
     assert conn.cursor_obj.executemany_calls == []
-    assert conn.events == ["rollback", "close"]
+    assert conn.events == ["commit", "close", "rollback", "close"]
 
 
 def test_s3_listing_error_fails_before_the_warehouse_naming_bucket_and_connection(monkeypatch):
@@ -502,9 +531,11 @@ def test_skip_mode_with_no_file_stages_nothing(monkeypatch):
     conn = FakeConnection(postgres_cursor())
     patch_postgres_hook(monkeypatch, conn)
     make_operator(missing_keys="skip").execute(context(days=1))
-    assert conn.cursor_obj.statements == [f"TRUNCATE {TABLE}"]
+    # the run's rows are replaced by none: other runs' rows stay
+    columns_read = read_sql("table_columns")
+    assert conn.cursor_obj.statements == [columns_read, STALE_RUNS, columns_read, RUN_ROWS[0]]
     assert conn.cursor_obj.copies == []
-    assert conn.commits == 1
+    assert conn.commits == 2
 
 
 def test_max_rejects_refuses_booleans():
