@@ -1,7 +1,7 @@
 """StageToRedshiftOperator's PostgreSQL path on the real S3 API and PostgreSQL: records the
 star schema cannot use are caught where they enter (staging_rejects, with object, line
 and reason) while the rest of the interval loads, and the plays are counted per object
-and UTC hour (staging_counts)."""
+and UTC hour (staging_counts), each run's counts and staged rows its own."""
 
 from __future__ import annotations
 
@@ -68,9 +68,17 @@ def stage(table: str, prefix: str, run_id: str = "manual__rules", **kwargs) -> N
     operator.execute({"data_interval_start": DAY1, "data_interval_end": end, "run_id": run_id})
 
 
-def staged_event(record: dict, key: str) -> tuple:
-    """The staging_events row a record becomes (its keys in lower case, then the object)."""
-    return (*(record.get(c) for c in EVENT_COLUMNS), key)
+def staged_event(record: dict, key: str, run_id: str = "manual__rules") -> tuple:
+    """The staging_events row a record becomes (its keys in lower case, then the object
+    and the run that staged it), without its staged_at."""
+    return (*(record.get(c) for c in EVENT_COLUMNS), key, run_id)
+
+
+def staged_events() -> list[tuple]:
+    """staging_events by ts and item, without staged_at (which every row has)."""
+    rows = table_rows(DB, "staging_events", ["ts", "iteminsession"])
+    assert all(isinstance(row[-1], datetime) for row in rows)
+    return [row[:-1] for row in rows]
 
 
 def rejects() -> list[tuple]:
@@ -94,7 +102,7 @@ def test_unusable_plays_are_set_aside_and_the_interval_loads(stack):
     lines = put_lines(stack, DAY_KEY, records)
     stage("staging_events", "log_data/", key_template=KEY_TEMPLATE)
 
-    staged = table_rows(DB, "staging_events", ["ts", "iteminsession"])
+    staged = staged_events()
     assert staged == [
         staged_event(records[n], DAY_KEY) for n in (0, 5, 9)
     ]  # sorted by ts: NOV1, NOV1 + 6, NOV1 + HOUR
@@ -150,7 +158,7 @@ def counts() -> list[tuple]:
     return [row[:5] for row in rows]
 
 
-def test_plays_are_counted_per_object_and_utc_hour_and_replaced_on_reload(stack):
+def test_plays_are_counted_per_object_and_utc_hour_and_replaced_per_run(stack):
     day1 = [
         play_event(ts=NOV1 + 1000, itemInSession=0),
         play_event(ts=NOV1 + 2000, itemInSession=1),
@@ -173,14 +181,29 @@ def test_plays_are_counted_per_object_and_utc_hour_and_replaced_on_reload(stack)
         ("staging_events", day2_key, hour + timedelta(hours=25), 1, "run_1"),
     ]
 
-    # the day is corrected and staged again by another run: its rows are replaced, the
-    # other day's stay as they were
+    # Another run (an hourly run of the same day) stages the day as it is now: it counts
+    # its own rows, and run_1's counts stay run_1's (its checks read them).
     put_lines(stack, DAY_KEY, day1[:1])
     stage("staging_events", "log_data/", run_id="run_2", key_template=KEY_TEMPLATE)
-    assert counts() == [
-        ("staging_events", DAY_KEY, hour, 1, "run_2"),
+    run_1 = [
+        ("staging_events", DAY_KEY, hour, 2, "run_1"),
+        ("staging_events", DAY_KEY, hour + timedelta(hours=1), 2, "run_1"),
         ("staging_events", day2_key, hour + timedelta(hours=25), 1, "run_1"),
     ]
+    assert sorted(counts(), key=lambda c: c[4]) == [
+        *run_1, ("staging_events", DAY_KEY, hour, 1, "run_2"),
+    ]  # fmt: skip
+
+    # run_1 retried with the corrected day alone: its counts are replaced by the retry's
+    # (its day-2 rows are gone with them), run_2's stay
+    stage("staging_events", "log_data/", run_id="run_1", key_template=KEY_TEMPLATE)
+    assert sorted(counts(), key=lambda c: c[4]) == [
+        ("staging_events", DAY_KEY, hour, 1, "run_1"),
+        ("staging_events", DAY_KEY, hour, 1, "run_2"),
+    ]
+    assert sorted((row[-2], row[-1]) for row in staged_events()) == [
+        (DAY_KEY, "run_1"), (DAY_KEY, "run_2"),
+    ]  # fmt: skip
 
 
 def test_a_failed_load_changes_no_count(stack):
@@ -194,4 +217,4 @@ def test_a_failed_load_changes_no_count(stack):
         stage("staging_events", "log_data/", "run_2", key_template=KEY_TEMPLATE, max_rejects=2)
     assert counts() == before
     assert rejects() == []
-    assert table_rows(DB, "staging_events", ["ts"]) == [staged_event(play_event(), DAY_KEY)]
+    assert staged_events() == [staged_event(play_event(), DAY_KEY, "run_1")]
