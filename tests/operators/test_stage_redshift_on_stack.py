@@ -17,6 +17,7 @@ from operators.stage_redshift import StageToRedshiftOperator
 from sparkify.s3_objects import MissingObjectsError
 from tests.fakes import apply_environment
 from tests.stack_support import (
+    connect,
     connection_environment,
     count_rows,
     fresh_bucket,
@@ -62,9 +63,15 @@ def operator(prefix: str, table: str, **kwargs) -> StageToRedshiftOperator:
     )
 
 
-def run(op: StageToRedshiftOperator, start: datetime = DAY1, hours: int = 24):
+def run(op: StageToRedshiftOperator, start: datetime = DAY1, hours: int = 24, run_id: str = "test"):
     end = start + timedelta(hours=hours)
-    return op.execute({"data_interval_start": start, "data_interval_end": end, "run_id": "test"})
+    return op.execute({"data_interval_start": start, "data_interval_end": end, "run_id": run_id})
+
+
+def rows_per_run() -> dict[str | None, int]:
+    with connect(DB) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT run_id, COUNT(*) FROM staging_events GROUP BY run_id")
+        return dict(cursor.fetchall())
 
 
 def lines(path: Path) -> list[dict]:
@@ -86,6 +93,54 @@ def test_stages_the_day_of_the_interval_exactly(sample, s3, warehouse):
     assert staged == sorted((e["ts"], e["sessionId"], e["auth"], e["userId"]) for e in expected)
     user_agents = {r[16] for r in rows if r[16]}
     assert all(agent.startswith('"') for agent in user_agents)  # staged as delivered
+    # each row names its object and the run that staged it, at one moment
+    assert {(r[18], r[19]) for r in rows} == {(DAY1.strftime(KEY_TEMPLATE), "test")}
+    assert len({r[20] for r in rows}) == 1 and isinstance(rows[0][20], datetime)
+
+
+def test_runs_of_two_intervals_stage_at_once_each_keeping_its_rows(sample, s3, warehouse):
+    """Two runs at once (no lock between them on PostgreSQL), then a re-run of one: each
+    run's rows are its own; a re-run replaces only them; a day-old run's rows go."""
+    import threading
+
+    from airflow.models.baseoperator import ExecutorSafeguard
+
+    day2 = DAY1 + timedelta(days=1)
+    sizes = {day: len(lines(sample / day.strftime(KEY_TEMPLATE))) for day in (DAY1, day2)}
+    errors: list[BaseException] = []
+
+    def stage(start: datetime, run_id: str) -> None:
+        try:
+            ExecutorSafeguard._sentinel.callers = {}  # set up in the main thread only
+            run(operator("log_data/", "staging_events", key_template=KEY_TEMPLATE),
+                start, 24, run_id)  # fmt: skip
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=stage, args=(DAY1, "run_day1")),
+        threading.Thread(target=stage, args=(day2, "run_day2")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert rows_per_run() == {"run_day1": sizes[DAY1], "run_day2": sizes[day2]}
+
+    # run_day1 again (a retry): its rows replaced, not added; run_day2's as they were
+    run(operator("log_data/", "staging_events", key_template=KEY_TEMPLATE), DAY1, 24, "run_day1")
+    assert rows_per_run() == {"run_day1": sizes[DAY1], "run_day2": sizes[day2]}
+
+    # run_day2 staged a day ago: the next run's load drops its rows
+    with connect(DB) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "UPDATE staging_events SET staged_at = staged_at - INTERVAL '25 hours' "
+            "WHERE run_id = 'run_day2'"
+        )
+        conn.commit()
+    run(operator("log_data/", "staging_events", key_template=KEY_TEMPLATE), DAY1, 24, "run_3")
+    assert rows_per_run() == {"run_day1": sizes[DAY1], "run_3": sizes[DAY1]}
 
 
 def test_hourly_interval_stages_the_day_file_holding_the_hour(sample, s3, warehouse):
