@@ -26,6 +26,7 @@ from sparkify.s3_objects import MissingObjectsError
 from sparkify.sql import read_sql
 from tests.fakes import (
     STAGING_EVENTS_INFO,
+    STAGING_SONGS_INFO,
     FakeConnection,
     FakeCursor,
     FakeS3Client,
@@ -330,6 +331,45 @@ def songs_operator(**kwargs) -> StageToRedshiftOperator:
 
 def test_incremental_runs_on_postgres():
     assert songs_operator(incremental=True).incremental_run is True
+
+
+def test_only_the_events_are_run_partitioned():
+    """staging_events keeps each run's rows apart (its DDL has run_id and staged_at); the
+    songs are one mirror of their prefix shared by every run."""
+    assert make_operator().run_partitioned is True
+    assert songs_operator().run_partitioned is False
+    assert songs_operator(incremental=True).run_partitioned is False
+
+
+@pytest.mark.parametrize(
+    ("incremental", "lock"),
+    [
+        (
+            True,
+            'LOCK TABLE "public"."staging_manifest", "public"."staging_songs" IN EXCLUSIVE MODE',
+        ),
+        (False, 'LOCK TABLE "public"."staging_songs" IN EXCLUSIVE MODE'),
+    ],
+)
+def test_a_table_every_run_shares_is_locked_before_it_is_written(monkeypatch, incremental, lock):
+    """The song mirror (and its manifest, when incremental) is written by one run at a
+    time: the lock is the load's first statement, before it reads or clears anything."""
+    song = {"num_songs": 1, "song_id": "SO1", "artist_id": "AR1", "title": "T"}
+    client = s3({"song_data/A/TR1.json": lines(song)})
+    monkeypatch.setattr(StageToRedshiftOperator, "_s3_client", lambda self: client)
+
+    def respond(sql, params):
+        if "information_schema.columns" in sql:
+            return Result(rows=list(STAGING_SONGS_INFO))
+        return None
+
+    conn = FakeConnection(FakeCursor(respond))
+    patch_postgres_hook(monkeypatch, conn)
+    songs_operator(incremental=incremental).execute(context())
+    statements = conn.cursor_obj.statements
+    assert statements[0] == lock
+    assert [s for s in statements if s.startswith("LOCK")] == [lock]
+    assert conn.events == ["commit", "close"]  # one transaction: no stale-runs cleanup
 
 
 def test_missing_day_fails_before_touching_the_warehouse(monkeypatch):
