@@ -10,6 +10,7 @@ from airflow.exceptions import AirflowFailException
 from airflow.models import BaseOperator
 
 from sparkify import sql
+from sparkify.config import warehouse_dialect
 from sparkify.quality import CheckResult, check_parameters, compile_checks, failure_message
 from sparkify.warehouse import transaction
 
@@ -124,6 +125,11 @@ class DataQualityOperator(BaseOperator):
             names = (getattr(table, "name", table) for table in self.tables)
             self.log.info("Checking the loads of: %s", ", ".join(map(str, names)))
         with transaction(self.conn_id) as cursor:
+            if self.results_table and warehouse_dialect(self.conn_id) == "redshift":
+                # Runs overlap: on Redshift, writers of one table lock it first, or the
+                # cluster may abort one of them (serializable isolation).
+                results_sql = sql.qualified(self.schema, self.results_table)
+                cursor.execute(sql.lock_tables([results_sql], "redshift"))
             results = self.run_checks(cursor, parameters)
             if self.results_table:
                 self.record(cursor, run_id, context["ti"].try_number, results)

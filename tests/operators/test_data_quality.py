@@ -12,7 +12,7 @@ import pytest
 from airflow.exceptions import AirflowException, AirflowFailException
 
 from operators.data_quality import DataQualityOperator
-from tests.fakes import FakeConnection, FakeCursor, Result, patch_postgres_hook
+from tests.fakes import FakeConnection, FakeCursor, Result, patch_postgres_hook, set_connection
 
 RUN_ID = "scheduled__2018-11-05T00:00:00+00:00"
 INTERVAL = {
@@ -85,6 +85,12 @@ def respond(sql, params):
     if "NOT IN" in sql:
         return Result(rows=[(0,)])
     return Result(rows=[(5,)])
+
+
+@pytest.fixture(autouse=True)
+def postgres_warehouse(monkeypatch):
+    """The warehouse connection is PostgreSQL unless a test says Redshift."""
+    set_connection(monkeypatch, "warehouse", "postgres", host="warehouse.example")
 
 
 def make_operator(checks=CHECKS, **kwargs) -> DataQualityOperator:
@@ -279,3 +285,24 @@ def test_a_check_with_the_expected_value_in_its_query_shows_both(monkeypatch):
     )
     ((_, rows),) = conn.cursor_obj.executemany_calls
     assert rows[0][4:7] == (False, "0", "== 412")
+
+
+def test_on_redshift_the_results_table_is_locked_before_anything_runs(monkeypatch):
+    # Overlapping runs write data_quality_results; Redshift may abort one of two
+    # unlocked writers (serializable isolation), PostgreSQL needs no lock for own rows.
+    set_connection(monkeypatch, "warehouse", "redshift", host="cluster.example")
+    conn = FakeConnection(FakeCursor(respond))
+    patch_postgres_hook(monkeypatch, conn)
+    with pytest.raises(AirflowFailException):
+        make_operator().execute(CONTEXT)
+    statements = conn.cursor_obj.statements
+    assert statements[0] == 'LOCK "public"."data_quality_results"'
+    assert not any(s.startswith("LOCK") for s in statements[1:])
+
+
+def test_on_postgresql_nothing_is_locked(monkeypatch):
+    conn = FakeConnection(FakeCursor(respond))
+    patch_postgres_hook(monkeypatch, conn)
+    with pytest.raises(AirflowFailException):
+        make_operator().execute(CONTEXT)
+    assert not any(s.startswith("LOCK") for s in conn.cursor_obj.statements)
