@@ -15,8 +15,11 @@ _CREATE = re.compile(
     r'CREATE TABLE IF NOT EXISTS\s+"?(?P<name>[a-z_][a-z0-9_]*)"?\s*\((?P<body>.*?)\n\)\s*(?:;|\Z)',
     re.DOTALL,
 )
+# A column line: its name, then its type (one or two words, an optional size), which
+# ends before any constraint (NOT NULL, PRIMARY KEY).
 _COLUMN = re.compile(
-    r"^\s*(?P<name>[a-z_][a-z0-9_]*)\s+(?P<type>[A-Z][A-Z0-9 (),]*?)\s*(?:NOT NULL|PRIMARY KEY|,|$)"
+    r"^\s*(?P<name>[a-z_][a-z0-9_]*)\s+"
+    r"(?P<type>[A-Z]+(?: (?!NOT\b|PRIMARY\b)[A-Z]+)?(?:\([0-9, ]+\))?)"
 )
 _CONSTRAINTS = ("PRIMARY", "UNIQUE", "FOREIGN", "CONSTRAINT", "CHECK")
 

@@ -205,12 +205,13 @@ def lock_tables(tables: Sequence[str], dialect: str) -> str:
     return f"LOCK {names}"
 
 
-_COLUMN_TYPE = re.compile(r"^[A-Z][A-Z ]*(\([0-9]{1,5}\))?$")
+# One or two words (DOUBLE PRECISION), an optional size: no constraint, no default.
+_COLUMN_TYPE = re.compile(r"^[A-Z]+( [A-Z]+)?(\([0-9]{1,5}(,[0-9]{1,3})?\))?$")
 
 
 def add_column(table: str, column: str, type_sql: str) -> str:
     """``ALTER TABLE ... ADD COLUMN`` of a column the DDL declares (``type_sql`` as there)."""
-    if not _COLUMN_TYPE.fullmatch(type_sql):
+    if not _COLUMN_TYPE.fullmatch(type_sql) or type_sql.split()[-1] in ("NULL", "KEY"):
         raise ValueError(f"{type_sql!r} is not a column type of the DDL")
     return f"ALTER TABLE {table} ADD COLUMN {identifier(column)} {type_sql}"
 

@@ -70,3 +70,11 @@ def test_every_declared_type_is_one_add_column_accepts():
 def test_column_types_of_an_unknown_table_names_the_ddl():
     with pytest.raises(KeyError, match=r"'nope' is not declared in include/sql/create_tables"):
         column_types("nope")
+
+
+def test_a_column_type_ends_before_its_constraints():
+    # "start_time TIMESTAMP NOT NULL PRIMARY KEY": ALTER TABLE ... ADD COLUMN takes the
+    # type alone (an added column cannot be NOT NULL on a table that has rows).
+    assert column_types("time")["start_time"] == "TIMESTAMP"
+    assert column_types("users")["user_id"] == "INTEGER"
+    assert column_types("staging_events")["ts"] == "BIGINT"

@@ -310,6 +310,7 @@ def test_lock_tables_refuses_nothing_to_lock():
         ("VARCHAR(256)", f'ALTER TABLE {TABLE} ADD COLUMN "run_id" VARCHAR(256)'),
         ("TIMESTAMP", f'ALTER TABLE {TABLE} ADD COLUMN "run_id" TIMESTAMP'),
         ("DOUBLE PRECISION", f'ALTER TABLE {TABLE} ADD COLUMN "run_id" DOUBLE PRECISION'),
+        ("DECIMAL(10,2)", f'ALTER TABLE {TABLE} ADD COLUMN "run_id" DECIMAL(10,2)'),
     ],
 )
 def test_add_column_of_a_ddl_type(type_sql, statement):
@@ -323,7 +324,7 @@ def test_add_column_of_a_ddl_type(type_sql, statement):
         "VARCHAR(256) DEFAULT 'x'",
         "VARCHAR(256); DROP TABLE users",
         "VARCHAR(123456)",
-        "DECIMAL(10,2)",
+        "TIMESTAMP NOT NULL",  # a constraint: the DDL's own column definition only
         "",
         "VARCHAR(256)\n",
     ],
