@@ -1,29 +1,46 @@
-"""Stage JSON objects from S3 into a PostgreSQL table: concurrent GETs, one COPY.
+"""Stage JSON objects from S3 into a PostgreSQL table: concurrent GETs, one binary COPY.
 
 The staging path for PostgreSQL. Objects are fetched by a bounded pool of threads and
-parsed line by line (a file holds one JSON object per line; a song file holds one), each
-record is encoded for the target table's columns (``sparkify.json_encode``, which also
-applies the table's staging rules and counts its plays), and the rows stream into a
-single ``COPY ... FROM STDIN`` through a bounded queue, so memory does not grow with the
-input.
+cut into chunks of lines (a file holds one JSON object per line; a song file holds one).
+Each chunk is decoded, checked and formatted as rows of COPY's binary format by
+``sparkify.json_batch`` (which applies the table's staging rules and collects its plays),
+in this process or, on a machine with a second core, in a child process
+(``sparkify.copy_worker``) that takes chunks whenever it is free. The rows stream into a
+single ``COPY ... FROM STDIN (FORMAT BINARY)`` through a bounded queue, so memory does
+not grow with the input. The cursor may be psycopg2's (``copy_expert``) or psycopg 3's
+(``copy``): the bytes are the same.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
+import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
 
-from sparkify.json_encode import Column, RowEncoder, encode_object
-from sparkify.staging_rejects import RejectCollector
-from sparkify.staging_rules import PlayTally, TableRules, hourly_plays
+from sparkify.json_batch import Chunk, ChunkEncoder, Plays, hourly_counts
+from sparkify.json_encode import Column
+from sparkify.staging_rejects import RecordError, RejectCollector
+from sparkify.staging_rules import TableRules
 
-# Bytes of COPY text handed to the database at a time, and how many such chunks may wait.
+# Bytes of COPY data handed to the database at a time, and how many pieces may wait.
 CHUNK_BYTES = 1 << 20
 QUEUE_CHUNKS = 16
+# Lines encoded at a time: ~100 KB of events, below the allocator's mmap threshold.
+CHUNK_LINES = 200
+# Objects read at once past their first chunk, per encoding process (a big object's
+# plays are held until its end).
+BIG_OBJECTS = 2
+# Chunks a child process may hold at once (it never waits for the next one).
+WORKER_DEPTH = 16
+_BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + b"\0\0\0\0" + b"\0\0\0\0"
+_BINARY_TRAILER = b"\xff\xff"
 
 
 @dataclass(frozen=True)
@@ -36,32 +53,21 @@ class LoadResult:
     plays: dict[str, dict[int, int]] = field(default_factory=dict)
 
 
-class _QueueReader(io.RawIOBase):
-    """A file-like view of a queue of byte chunks, ended by ``None``: COPY's input."""
-
-    def __init__(self, chunks: queue.Queue) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-        self._done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        while not self._done and (size < 0 or len(self._buffer) < size):
-            chunk = self._chunks.get()
-            if chunk is None:
-                self._done = True
-            else:
-                self._buffer += chunk
-        if size < 0:
-            size = len(self._buffer)
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+def default_processes() -> int:
+    """Child processes a load uses by default: ``SPARKIFY_COPY_PROCESSES`` when set, else
+    one when this process may use two cores or more."""
+    configured = os.environ.get("SPARKIFY_COPY_PROCESSES", "").strip()
+    if configured:
+        return max(0, int(configured))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return 1 if cores > 1 else 0
 
 
 def copy_objects(
-    cursor,
+    cursor: Any,
     table_sql: str,
     columns: Sequence[Column],
     keys: Sequence[str],
@@ -69,6 +75,8 @@ def copy_objects(
     max_workers: int = 32,
     rejects: RejectCollector | None = None,
     rules: TableRules | None = None,
+    constants: Mapping[str, object] | None = None,
+    processes: int | None = None,
 ) -> LoadResult:
     """COPY every JSON line of ``keys`` into ``table_sql``; returns the counts.
 
@@ -76,81 +84,272 @@ def copy_objects(
     it, bad records are collected until there are more than it tolerates. When the load
     stops, the caller's transaction rolls back, so nothing half-loaded is left.
 
-    :param cursor: a psycopg2 cursor inside the caller's transaction.
+    :param cursor: a psycopg2 or psycopg 3 cursor inside the caller's transaction.
     :param table_sql: the validated, quoted target table.
-    :param columns: its columns (``table_columns``).
+    :param columns: its columns (``staging_tables.table_columns``).
     :param keys: the objects to load.
     :param read_lines: fetches one object and yields its lines (runs in worker threads).
-    :param max_workers: objects fetched and encoded at once.
+    :param max_workers: objects fetched at once.
     :param rejects: where bad records go (see above).
     :param rules: the table's staging rules; when they count plays, the result has them.
+    :param constants: columns not read from the JSON that hold one value on every row
+        (e.g. ``run_id``, ``staged_at``); ``source_key`` holds each row's object.
+    :param processes: child processes encoding chunks besides this one (None: one when
+        this process may use two cores or more, see ``default_processes``).
     """
-    encoder = RowEncoder(columns, rules)
-    chunks: queue.Queue = queue.Queue(maxsize=QUEUE_CHUNKS)
-    rows = 0
-    plays: dict[str, dict[int, int]] = {}
-    rows_lock = threading.Lock()
-    failure: list[BaseException] = []
-    stop = threading.Event()
+    encoder = ChunkEncoder(columns, rules, constants)
+    workers = _start_workers(
+        default_processes() if processes is None else processes, columns, rules, constants
+    )
+    try:
+        return _copy(cursor, table_sql, encoder, keys, read_lines, max_workers, rejects, workers)
+    finally:
+        for worker in workers:
+            worker.close()
 
-    def stage(key: str) -> None:
-        nonlocal rows
-        if stop.is_set():
+
+def _start_workers(count: int, columns: Any, rules: Any, constants: Any) -> list:
+    from sparkify.copy_worker import CopyWorker
+
+    return [CopyWorker(columns, rules, constants) for _ in range(count)]
+
+
+def _copy(
+    cursor: Any,
+    table_sql: str,
+    encoder: ChunkEncoder,
+    keys: Sequence[str],
+    read_lines: Callable[[str], Iterable[bytes]],
+    max_workers: int,
+    rejects: RejectCollector | None,
+    workers: list,
+) -> LoadResult:
+    load = _Load(encoder, keys, read_lines, max_workers, rejects, workers)
+    column_sql = ", ".join(f'"{c.name}"' for c in encoder.columns)
+    statement = f"COPY {table_sql} ({column_sql}) FROM STDIN (FORMAT BINARY)"
+    load.start()
+    try:
+        _run_copy(cursor, statement, load.pump())
+    finally:
+        load.finish()
+    return LoadResult(objects=len(keys), rows=load.rows, plays=load.plays)
+
+
+@dataclass
+class _ObjectState:
+    """An object's chunks: numbered as they arrive, emitted in that order."""
+
+    assigned: int = 0
+    emitted: int = 0
+    held: dict[int, tuple[Chunk, bool]] = field(default_factory=dict)
+
+
+class _Load:
+    """One load's threads and state.
+
+    Fetching threads read objects and queue chunks of their lines (``inbox``, bounded by
+    ``slots``); the thread running the COPY takes them (``pump``) and encodes each itself
+    or hands it to a child process, whose answers come back through the same inbox. An
+    object's chunks all go the same way, so its rows stay in order.
+    """
+
+    def __init__(
+        self,
+        encoder: ChunkEncoder,
+        keys: Sequence[str],
+        read_lines: Callable[[str], Iterable[bytes]],
+        max_workers: int,
+        rejects: RejectCollector | None,
+        workers: list,
+    ) -> None:
+        self.encoder, self.keys, self.read_lines = encoder, keys, read_lines
+        self.max_workers, self.rejects, self.workers = max_workers, rejects, workers
+        # Workers' answers (priority 0) come before fetched chunks (1): a worker waits
+        # on nothing but them.
+        self.inbox: queue.Queue = queue.PriorityQueue()
+        self.slots = threading.BoundedSemaphore(QUEUE_CHUNKS * 2)
+        self.big = threading.BoundedSemaphore(BIG_OBJECTS * (1 + len(workers)))
+        self.stop = threading.Event()
+        self.failure: list[BaseException] = []
+        self.rows = 0
+        self.plays: dict[str, dict[int, int]] = {}
+        self._tallies: dict[str, Plays] = {}
+        self._objects: dict[str, _ObjectState] = {}
+        self._in_flight = 0  # chunks sent to workers, their answers not taken yet
+        self._order = itertools.count()  # the inbox's FIFO within a priority
+        self._producer: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ fetching side
+
+    def start(self) -> None:
+        self._producer = threading.Thread(
+            target=self._produce, name="json-copy-producer", daemon=True
+        )
+        self._producer.start()
+
+    def _put(self, item: tuple) -> bool:
+        while not self.slots.acquire(timeout=0.1):
+            if self.stop.is_set():
+                return False
+        self.inbox.put((1, next(self._order), item))
+        return True
+
+    def _fetch(self, key: str) -> None:
+        if self.stop.is_set():
             return
-        buffer: list[str] = []
-        size = count = 0
-        tally: PlayTally | None = {} if encoder.counts_plays else None
-        for text in encode_object(key, read_lines(key), encoder, rejects, tally):
-            buffer.append(text)
-            size += len(text)
-            count += 1
-            if size >= CHUNK_BYTES:
-                chunks.put("".join(buffer).encode())
-                buffer, size = [], 0
-                if stop.is_set():
-                    return
-        if buffer:
-            chunks.put("".join(buffer).encode())
-        hourly = None if tally is None else hourly_plays(tally)
-        with rows_lock:
-            rows += count
-            if hourly is not None:
-                plays[key] = hourly
-
-    def produce() -> None:
+        lines = iter(self.read_lines(key))
+        first_line = 1
+        batch = list(islice(lines, CHUNK_LINES))  # taken in C, not a line at a time
+        held = False
         try:
-            with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(keys)))) as pool:
-                window = max_workers * 4
+            while len(batch) == CHUNK_LINES:
+                if not self._put(("chunk", key, first_line, batch, False)):
+                    return
+                first_line += len(batch)
+                if not held:  # a big object: few at a time, its plays are held to its end
+                    while not self.big.acquire(timeout=0.1):
+                        if self.stop.is_set():
+                            return
+                    held = True
+                batch = list(islice(lines, CHUNK_LINES))
+            self._put(("chunk", key, first_line, batch, True))
+        finally:
+            if held:
+                self.big.release()
+
+    def _produce(self) -> None:
+        try:
+            count = max(1, min(self.max_workers, len(self.keys)))
+            with ThreadPoolExecutor(max_workers=count, thread_name_prefix="json-copy-get") as pool:
+                window = self.max_workers * 4
                 pending: list[Future] = []
-                for key in keys:
-                    pending.append(pool.submit(stage, key))
+                for key in self.keys:
+                    pending.append(pool.submit(self._fetch, key))
                     if len(pending) >= window:
                         pending.pop(0).result()
                 for future in pending:
                     future.result()
         except BaseException as exc:
-            failure.append(exc)
-            stop.set()
+            self.failure.append(exc)
+            self.stop.set()
         finally:
-            chunks.put(None)
+            self.inbox.put((1, next(self._order), ("fetched",)))
 
-    producer = threading.Thread(target=produce, name="json-copy-producer", daemon=True)
-    producer.start()
-    reader = _QueueReader(chunks)
-    column_sql = ", ".join(f'"{c.name}"' for c in columns)
-    try:
-        cursor.copy_expert(f"COPY {table_sql} ({column_sql}) FROM STDIN", reader, size=CHUNK_BYTES)
-    except BaseException:
-        stop.set()
-        # Drain so that blocked workers can finish, then let the original error surface.
-        while producer.is_alive():
-            try:
-                chunks.get(timeout=0.1)
-            except queue.Empty:
-                continue
-        raise
-    finally:
-        producer.join()
-    if failure:
-        raise failure[0]
-    return LoadResult(objects=len(keys), rows=rows, plays=plays)
+    # ------------------------------------------------------------------ COPY side
+
+    def pump(self) -> Iterator[bytes]:
+        """COPY's binary data: the signature, every row, the trailer."""
+        yield _BINARY_SIGNATURE
+        fetched = False
+        while not (fetched and not self._in_flight):
+            _, _, item = self.inbox.get()
+            kind = item[0]
+            if kind == "fetched":
+                fetched = True
+                if self.failure:
+                    raise self.failure[0]
+            elif kind == "chunk":
+                yield from self._route(*item[1:])
+            else:  # "encoded": a worker's answer
+                _, key, number, last, future = item
+                self._in_flight -= 1
+                yield from self._deliver(key, number, last, future.result())
+        yield _BINARY_TRAILER
+
+    def _route(self, key: str, first_line: int, lines: list[bytes], last: bool) -> list[bytes]:
+        """Hand a chunk to a worker with room for it, or encode it here."""
+        self.slots.release()
+        state = self._objects.get(key)
+        if state is None:
+            state = self._objects[key] = _ObjectState()
+        number = state.assigned
+        state.assigned += 1
+        if self._in_flight < WORKER_DEPTH * len(self.workers):
+            worker = min(self.workers, key=lambda w: w.outstanding)
+            self._in_flight += 1
+            future = worker.submit(key, first_line, b"\n".join(lines))
+            future.add_done_callback(
+                lambda done: self.inbox.put(
+                    (0, next(self._order), ("encoded", key, number, last, done))
+                )
+            )
+            return []
+        return self._deliver(key, number, last, self.encoder.encode(key, first_line, lines))
+
+    def _deliver(self, key: str, number: int, last: bool, chunk: Chunk) -> list[bytes]:
+        """The data of the object's chunks that are now next in order (rows stay in order)."""
+        state = self._objects[key]
+        state.held[number] = (chunk, last)
+        out = []
+        while state.emitted in state.held:
+            chunk, last = state.held.pop(state.emitted)
+            state.emitted += 1
+            data = self._take(key, chunk, last)
+            if data:
+                out.append(data)
+            if last:
+                del self._objects[key]
+        return out
+
+    def _take(self, key: str, chunk: Chunk, last: bool) -> bytes:
+        for number, reason, line in chunk.rejects:
+            error = RecordError(f"{key} line {number}", reason)
+            if self.rejects is None:
+                raise error
+            self.rejects.add(key, number, error, line)
+        self.rows += chunk.rows
+        if self.encoder.counts_plays:
+            tally = self._tallies.get(key)
+            if tally is None:
+                tally = self._tallies[key] = set()
+            tally |= chunk.plays
+            if last:
+                self.plays[key] = hourly_counts(self._tallies.pop(key))
+        return chunk.data
+
+    def finish(self) -> None:
+        """Stop the fetching threads (after a failure) and wait for them."""
+        self.stop.set()
+        if self._producer is not None:
+            self._producer.join()
+
+
+def _run_copy(cursor: Any, statement: str, data: Iterator[bytes]) -> None:
+    """Stream ``data`` into ``statement`` on either driver."""
+    if hasattr(cursor, "copy_expert"):  # psycopg2 reads a file
+        cursor.copy_expert(statement, _IteratorReader(data), size=CHUNK_BYTES)
+        return
+    with cursor.copy(statement) as copy:  # psycopg 3
+        pending = bytearray()
+        for piece in data:
+            pending += piece
+            if len(pending) >= CHUNK_BYTES:
+                copy.write(pending)
+                pending = bytearray()
+        if pending:
+            copy.write(pending)
+
+
+class _IteratorReader(io.RawIOBase):
+    """A file-like view of an iterator of byte strings: psycopg2's COPY input."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._buffer = bytearray()
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._done and (size < 0 or len(self._buffer) < size):
+            piece = next(self._pieces, None)
+            if piece is None:
+                self._done = True
+            else:
+                self._buffer += piece
+        if size < 0:
+            size = len(self._buffer)
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data

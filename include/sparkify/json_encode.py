@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sparkify.staging_rejects import RecordError, RejectCollector
 from sparkify.staging_rules import PlayTally, TableRules, nul_reason, record_check
@@ -49,37 +50,39 @@ def _escape(text: str) -> str:
     return text
 
 
-def _converter(column: Column) -> Callable[[object], str]:
-    """A function turning a JSON value into the column's COPY text, or raising TypeError.
+def _converter(column: Column) -> Callable[[object], object]:
+    """A function turning a JSON value into the column's Python value, or raising TypeError.
 
-    Each starts with a fast path for the type the column expects (the common case).
+    The value is what the column stores: an ``int`` for integer columns, an ``int`` or a
+    finite ``float`` for number columns, a ``str`` for text (numbers, booleans and nested
+    JSON as their text). Each starts with a fast path for the type the column expects.
     """
     if column.data_type in INTEGER_TYPES:
         bits = INTEGER_BITS[column.data_type]
         low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
-        def to_integer(value: object) -> str:
+        def to_integer(value: object) -> int:
             if type(value) is int and low <= value <= high:
-                return str(value)
+                return value
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError(f"{column.name} must be an integer, got {value!r}")
             if isinstance(value, float) and not value.is_integer():
                 raise TypeError(f"{column.name} must be an integer, got {value!r}")
             if not low <= value <= high:
                 raise TypeError(f"{column.name} {value!r} is out of the {column.data_type} range")
-            return str(int(value))
+            return int(value)
 
         return to_integer
     if column.data_type in FLOAT_TYPES:
 
-        def to_float(value: object) -> str:
+        def to_float(value: object) -> int | float:
             if type(value) is float and math.isfinite(value):
-                return repr(value)
+                return value
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError(f"{column.name} must be a number, got {value!r}")
             if isinstance(value, float):
                 raise TypeError(f"{column.name} must be a finite number, got {value!r}")
-            return str(value)
+            return value
 
         return to_float
 
@@ -98,16 +101,36 @@ def _converter(column: Column) -> Callable[[object], str]:
         else:
             text = str(value)
         if max_length is not None and len(text) > sure_fit:
-            # Redshift's VARCHAR(n) holds n bytes: measure as it does, on both targets.
-            size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-            if size > max_length:
-                raise TypeError(
-                    f"{column.name} is {size:,} bytes of UTF-8, "
-                    f"longer than the column's {max_length:,}"
-                )
-        return _escape(text)
+            check_length(column, text)
+        return text
 
     return to_text
+
+
+def check_length(column: Column, text: str) -> None:
+    """Raise TypeError when ``text`` is longer than ``column`` holds, in bytes of UTF-8.
+
+    Redshift's VARCHAR(n) holds n bytes: measured as it does, on both targets.
+    """
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    if column.max_length is not None and size > column.max_length:
+        raise TypeError(
+            f"{column.name} is {size:,} bytes of UTF-8, "
+            f"longer than the column's {column.max_length:,}"
+        )
+
+
+def copy_text(value: object) -> str:
+    """A column value (as a converter returns it, or a constant) as COPY text."""
+    if value is None:
+        return NULL_TEXT
+    if type(value) is str:
+        return _escape(value)
+    if type(value) is float:
+        return repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return _escape(str(value))
 
 
 # A staging column of this name records which object each row came from (it is not read
@@ -117,45 +140,68 @@ NULL_TEXT = "\\N"  # COPY text's NULL
 
 
 class RowEncoder:
-    """Turns one JSON line into one line of COPY text for the given columns.
+    """Turns one JSON line into one row of the given columns: values, or COPY text.
 
     Lines of one source share their keys' spelling and order, so the mapping from JSON
-    keys to columns is worked out once per distinct key tuple and reused.
+    keys to columns is worked out once per distinct key tuple and reused. This is the
+    exact, one record at a time path: ``json_batch`` decodes whole chunks faster and
+    comes here for the records it cannot vouch for, so both refuse the same records with
+    the same reasons.
 
     :param columns: the target table's columns, in COPY order.
     :param rules: the table's staging rules (checked on each record, and its plays
         counted), or None for types only. A NUL character is refused in any text either way.
+    :param constants: columns not read from the JSON, holding the same value on every row
+        (e.g. the run's id); ``source_key`` holds each row's object.
     """
 
-    def __init__(self, columns: Sequence[Column], rules: TableRules | None = None) -> None:
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        rules: TableRules | None = None,
+        constants: Mapping[str, object] | None = None,
+    ) -> None:
         self.columns = list(columns)
+        self.constants = dict(constants or {})
+        unknown = sorted(set(self.constants) - {c.name for c in self.columns})
+        if unknown:
+            raise ValueError(f"constants for columns the table lacks: {unknown}")
         self._converters = [(c.name, c.nullable, _converter(c)) for c in self.columns]
-        self._plans: dict[tuple[str, ...], list[tuple[str | None, str, bool, Callable]]] = {}
+        self._plans: dict[tuple[str, ...], list[tuple[object, str, bool, Callable]]] = {}
         names = [c.name for c in self.columns]
-        self._text = [(n, c.name) for n, c in enumerate(self.columns) if c.data_type in TEXT_TYPES]
+        self._text = [
+            (n, c.name)
+            for n, c in enumerate(self.columns)
+            if c.data_type in TEXT_TYPES and c.name not in self.constants
+        ]
         self._check = record_check(rules, names, NULL_TEXT) if rules else None
         self.counts_plays = rules is not None and rules.plays is not None
 
-    def _plan(self, keys: tuple[str, ...]) -> list[tuple[str | None, str, bool, Callable]]:
-        """Per column: the JSON key feeding it (None: absent), its name, nullability, converter."""
+    def _plan(self, keys: tuple[str, ...]) -> list[tuple[object, str, bool, Callable]]:
+        """Per column: where its value comes from (a JSON key, None: absent, SOURCE_KEY,
+        or _CONSTANT), its name, nullability, converter."""
         by_lower = {key.lower(): key for key in keys}
-        plan = [
-            (SOURCE_KEY_COLUMN if name == SOURCE_KEY_COLUMN else by_lower.get(name), name,
-             nullable, convert)
-            for name, nullable, convert in self._converters
-        ]  # fmt: skip
+        plan = []
+        for name, nullable, convert in self._converters:
+            if name in self.constants:
+                source: object = _CONSTANT
+            elif name == SOURCE_KEY_COLUMN:
+                source = SOURCE_KEY_COLUMN
+            else:
+                source = by_lower.get(name)
+            plan.append((source, name, nullable, convert))
         if len(self._plans) < 1024:  # bounded, whatever the input
             self._plans[keys] = plan
         return plan
 
-    def encode(
+    def values(
         self,
         line: bytes | str,
         where: str,
         source_key: str | None = None,
         plays: PlayTally | None = None,
-    ) -> str:
-        """One JSON line as one line of COPY text, or ``RecordError`` saying why not.
+    ) -> tuple:
+        """One JSON line as the row's values in column order, or ``RecordError`` saying why not.
 
         :param line: the JSON text of one record.
         :param where: the record's object and line, for the error.
@@ -171,33 +217,47 @@ class RowEncoder:
             raise RecordError(where, f"expected a JSON object, got {type(record).__name__}")
         keys = tuple(record)
         plan = self._plans.get(keys) or self._plan(keys)
-        fields = []
-        for json_key, name, nullable, convert in plan:
-            if json_key is None:
+        values = []
+        for source, name, nullable, convert in plan:
+            if source is _CONSTANT:
+                values.append(self.constants[name])
+                continue
+            if source is None:
                 value = None
-            elif json_key is SOURCE_KEY_COLUMN:
+            elif source is SOURCE_KEY_COLUMN:
                 value = source_key
             else:
-                value = record[json_key]
+                value = record[source]
             if value is None:
                 if not nullable:
                     raise RecordError(where, f"required field {name!r} is missing or null")
-                fields.append("\\N")
+                values.append(None)
                 continue
             try:
-                fields.append(convert(value))
+                values.append(convert(value))
             except TypeError as exc:
                 raise RecordError(where, str(exc)) from None
-        text = "\t".join(fields) + "\n"
-        # One search for a single character (memchr) covers every field at once.
-        if "\x00" in text:
-            name = next(name for at, name in self._text if "\x00" in fields[at])
-            raise RecordError(where, nul_reason(name))
+        for at, name in self._text:
+            if values[at] is not None and "\x00" in values[at]:
+                raise RecordError(where, nul_reason(name))
         if self._check is not None:
-            reason = self._check(fields, plays)
+            reason = self._check([copy_text(v) for v in values], plays)
             if reason is not None:
                 raise RecordError(where, reason)
-        return text
+        return tuple(values)
+
+    def encode(
+        self,
+        line: bytes | str,
+        where: str,
+        source_key: str | None = None,
+        plays: PlayTally | None = None,
+    ) -> str:
+        """One JSON line as one line of COPY text (see ``values``)."""
+        return "\t".join(map(copy_text, self.values(line, where, source_key, plays))) + "\n"
+
+
+_CONSTANT = object()  # a plan's marker: the column holds one of ``constants``
 
 
 def encode_object(

@@ -1,7 +1,9 @@
-"""Unit tests for sparkify.json_copy: the streaming COPY of JSON lines (json_encode encodes).
+"""Unit tests for sparkify.json_copy: the streaming COPY of JSON lines (json_batch encodes).
 
 The streaming tests compare what a fake cursor's ``copy_expert`` read, decoded from COPY's
-text format, with a plain ``json.loads`` of every line: nothing trusts the encoder.
+binary format (``copy_binary``, plain ``struct``), with a plain ``json.loads`` of every
+line: nothing trusts the encoder. Most run both with and without the encoding child
+process (``processes``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from types import SimpleNamespace
 import pytest
 
 from sparkify import json_copy
-from sparkify.json_copy import CHUNK_BYTES, LoadResult, copy_objects, table_columns
+from sparkify.json_copy import CHUNK_BYTES, LoadResult, copy_objects
 from sparkify.json_encode import Column
 from sparkify.s3_objects import line_reader
 from sparkify.sql import read_sql
 from sparkify.staging_rejects import RejectCollector, StagingError, TooManyRejectsError
-from tests.fakes import FailingCopyCursor, FakeCursor, FakeS3Client, Result, parse_copy_text
+from sparkify.staging_tables import table_columns
+from tests.fakes import FailingCopyCursor, FakeCursor, FakeS3Client, Result
+from tests.include.copy_binary import parse_copy_binary
 
 COLUMNS = [
     Column("artist", "character varying", True),
@@ -36,7 +40,7 @@ COLUMNS = [
 TABLE = '"public"."staging_events"'
 COPY_SQL = (
     'COPY "public"."staging_events" ("artist", "iteminsession", "length", "page", "ts", '
-    '"userid") FROM STDIN'
+    '"userid") FROM STDIN (FORMAT BINARY)'
 )
 BUCKET = "sparkify-test"
 TIMEOUT = 15
@@ -91,12 +95,13 @@ def reference_rows(objects: dict[str, bytes]) -> Counter:
     return rows
 
 
-def copied_rows(cursor: FakeCursor) -> list[tuple]:
-    """What the fake database received, decoded from COPY text and typed."""
-    return [
-        tuple(None if v is None else TYPES[c.name](v) for c, v in zip(COLUMNS, row, strict=True))
-        for row in parse_copy_text(cursor.copied, len(COLUMNS))
-    ]
+def copied_rows(cursor: FakeCursor, columns: list[Column] = COLUMNS) -> list[tuple]:
+    """What the fake database received, decoded from COPY's binary format."""
+    rows = parse_copy_binary(cursor.copied, [c.data_type for c in columns])
+    for row in rows:  # each value has its column's type
+        for column, value in zip(columns, row, strict=True):
+            assert value is None or type(value) is TYPES.get(column.name, type(value))
+    return rows
 
 
 WORDS = ["Ólafur", "東京", "tab\there", "new\nline", "back\\slash", "quote'\"", "", "plain", "\\N"]
@@ -142,7 +147,16 @@ def track_queues(monkeypatch):
             super().__init__(*args, **kwargs)
             _QUEUES.append(self)
 
-    monkeypatch.setattr(json_copy, "queue", SimpleNamespace(Queue=TrackedQueue, Empty=queue.Empty))
+    class TrackedPriorityQueue(queue.PriorityQueue):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            _QUEUES.append(self)
+
+    monkeypatch.setattr(
+        json_copy,
+        "queue",
+        SimpleNamespace(Queue=TrackedQueue, PriorityQueue=TrackedPriorityQueue, Empty=queue.Empty),
+    )
     yield
     _QUEUES.clear()
 
@@ -185,21 +199,24 @@ def copy(
     max_workers: int = 8,
     read_lines: Callable[[str], Iterable[bytes]] | None = None,
     rejects: RejectCollector | None = None,
+    processes: int = 0,
+    columns: list[Column] = COLUMNS,
+    constants: dict | None = None,
 ) -> dict:
     """copy_objects over ``objects`` (read through a fake S3 client) under a timeout."""
     keys = list(objects) if keys is None else list(keys)
     read = read_lines or line_reader(FakeS3Client({BUCKET: objects}), BUCKET)
+    options = {"max_workers": max_workers, "rejects": rejects, "constants": constants}
     return run_with_timeout(
-        lambda: copy_objects(
-            cursor, TABLE, COLUMNS, keys, read, max_workers=max_workers, rejects=rejects
-        )
+        lambda: copy_objects(cursor, TABLE, columns, keys, read, processes=processes, **options)
     )
 
 
-def test_many_tiny_objects_match_a_plain_parse():
+@pytest.mark.parametrize("processes", [0, 1])
+def test_many_tiny_objects_match_a_plain_parse(processes):
     objects = make_objects(random.Random(1), count=300, lines=(0, 4))
     cursor = FakeCursor()
-    box = copy(cursor, objects)
+    box = copy(cursor, objects, processes=processes)
     expected = reference_rows(objects)
     assert box.get("error") is None
     assert box["result"] == LoadResult(objects=300, rows=sum(expected.values()))
@@ -208,7 +225,8 @@ def test_many_tiny_objects_match_a_plain_parse():
     assert sum(expected.values()) > 300  # the data is not trivially small
 
 
-def test_multi_chunk_object_keeps_its_rows_in_order():
+@pytest.mark.parametrize("processes", [0, 1])
+def test_multi_chunk_object_keeps_its_rows_in_order(processes):
     rng = random.Random(2)
     big = []
     for n in range(6000):
@@ -219,7 +237,7 @@ def test_multi_chunk_object_keeps_its_rows_in_order():
     objects.update(make_objects(rng, count=20, lines=(1, 3)))
 
     cursor = FakeCursor()
-    box = copy(cursor, objects, max_workers=4)
+    box = copy(cursor, objects, max_workers=4, processes=processes)
     assert box.get("error") is None
     assert len(cursor.copied) > 2 * CHUNK_BYTES  # the big object went out in several chunks
     rows = copied_rows(cursor)
@@ -252,12 +270,14 @@ def test_no_rows_at_all():
     cursor = FakeCursor()
     box = copy(cursor, {"a.json": b"", "b.json": b"\n"})
     assert box["result"] == LoadResult(objects=2, rows=0)
-    assert cursor.copied == b""
+    assert copied_rows(cursor) == []  # the binary format's signature and trailer only
     assert cursor.copies == [COPY_SQL]
 
 
-@pytest.mark.parametrize("small_queue", [False, True])
-def test_bad_record_in_one_object_raises_staging_error_without_deadlock(monkeypatch, small_queue):
+@pytest.mark.parametrize(("small_queue", "processes"), [(False, 0), (True, 0), (True, 1)])
+def test_bad_record_in_one_object_raises_staging_error_without_deadlock(
+    monkeypatch, small_queue, processes
+):
     if small_queue:
         # Tiny chunks and a one-slot queue: workers block on put while the error surfaces.
         monkeypatch.setattr(json_copy, "CHUNK_BYTES", 64)
@@ -265,7 +285,7 @@ def test_bad_record_in_one_object_raises_staging_error_without_deadlock(monkeypa
     objects = make_objects(random.Random(3), count=200, lines=(5, 20))
     bad_key = "log_data/2018/11/0057.json"
     objects[bad_key] = b'{"ts": 1}\n{"ts": 2}\n{"ts": "abc"}\n'
-    box = copy(FakeCursor(), objects)
+    box = copy(FakeCursor(), objects, processes=processes)
     error = box.get("error")
     assert isinstance(error, StagingError), box
     assert str(error) == f"{bad_key} line 3: ts must be an integer, got 'abc'"
@@ -335,12 +355,13 @@ def with_bad_lines(objects: dict[str, bytes], every: int) -> tuple[dict[str, byt
     return spoiled, sorted(expected)
 
 
-def test_copy_with_rejects_loads_the_good_rows_and_sets_the_bad_aside():
+@pytest.mark.parametrize("processes", [0, 1])
+def test_copy_with_rejects_loads_the_good_rows_and_sets_the_bad_aside(processes):
     good = make_objects(random.Random(7), count=120, lines=(0, 6))
     objects, expected = with_bad_lines(good, every=7)
     rejects = RejectCollector(max_rejects=len(expected))
     cursor = FakeCursor()
-    box = copy(cursor, objects, rejects=rejects)
+    box = copy(cursor, objects, rejects=rejects, processes=processes)
     reference = reference_rows(good)
     assert box.get("error") is None, box
     assert box["result"] == LoadResult(objects=120, rows=sum(reference.values()))

@@ -16,7 +16,8 @@ import pytest
 from dev.sample_data import SampleSpec, generate
 from operators.load_dimension import LoadDimensionOperator
 from operators.load_fact import LoadFactOperator
-from sparkify.json_copy import copy_objects, table_columns
+from sparkify.json_copy import copy_objects
+from sparkify.staging_tables import table_columns
 from sparkify.tables import warehouse_table
 from tests.stack_support import connect, connection_environment, fresh_database, table_rows
 
