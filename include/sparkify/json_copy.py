@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from sparkify.json_batch import Chunk, ChunkEncoder, Plays, hourly_counts
+from sparkify.json_batch import FAST_LINES, Chunk, ChunkEncoder, Plays, hourly_counts
 from sparkify.json_encode import Column
 from sparkify.staging_rejects import RecordError, RejectCollector
 from sparkify.staging_rules import TableRules
@@ -37,6 +37,9 @@ CHUNK_LINES = 200
 # Objects read at once past their first chunk, per encoding process (a big object's
 # plays are held until its end).
 BIG_OBJECTS = 2
+# Child processes start once this many bytes of big chunks have come (a smaller load
+# is over before one would have imported its modules).
+WORKER_START_BYTES = 8 << 20
 # Chunks a child process may hold at once (it never waits for the next one).
 WORKER_DEPTH = 16
 _BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + b"\0\0\0\0" + b"\0\0\0\0"
@@ -98,33 +101,9 @@ def copy_objects(
         this process may use two cores or more, see ``default_processes``).
     """
     encoder = ChunkEncoder(columns, rules, constants)
-    workers = _start_workers(
-        default_processes() if processes is None else processes, columns, rules, constants
-    )
-    try:
-        return _copy(cursor, table_sql, encoder, keys, read_lines, max_workers, rejects, workers)
-    finally:
-        for worker in workers:
-            worker.close()
-
-
-def _start_workers(count: int, columns: Any, rules: Any, constants: Any) -> list:
-    from sparkify.copy_worker import CopyWorker
-
-    return [CopyWorker(columns, rules, constants) for _ in range(count)]
-
-
-def _copy(
-    cursor: Any,
-    table_sql: str,
-    encoder: ChunkEncoder,
-    keys: Sequence[str],
-    read_lines: Callable[[str], Iterable[bytes]],
-    max_workers: int,
-    rejects: RejectCollector | None,
-    workers: list,
-) -> LoadResult:
-    load = _Load(encoder, keys, read_lines, max_workers, rejects, workers)
+    count = default_processes() if processes is None else processes
+    spawn = _WorkerSpawn(count, list(columns), rules, dict(constants or {}))
+    load = _Load(encoder, keys, read_lines, max_workers, rejects, spawn)
     column_sql = ", ".join(f'"{c.name}"' for c in encoder.columns)
     statement = f"COPY {table_sql} ({column_sql}) FROM STDIN (FORMAT BINARY)"
     load.start()
@@ -133,6 +112,21 @@ def _copy(
     finally:
         load.finish()
     return LoadResult(objects=len(keys), rows=load.rows, plays=load.plays)
+
+
+@dataclass(frozen=True)
+class _WorkerSpawn:
+    """The child processes a load may start, and what they encode for."""
+
+    count: int
+    columns: list[Column]
+    rules: TableRules | None
+    constants: dict[str, object]
+
+    def start(self) -> list:
+        from sparkify.copy_worker import CopyWorker
+
+        return [CopyWorker(self.columns, self.rules, self.constants) for _ in range(self.count)]
 
 
 @dataclass
@@ -160,15 +154,17 @@ class _Load:
         read_lines: Callable[[str], Iterable[bytes]],
         max_workers: int,
         rejects: RejectCollector | None,
-        workers: list,
+        spawn: _WorkerSpawn,
     ) -> None:
         self.encoder, self.keys, self.read_lines = encoder, keys, read_lines
-        self.max_workers, self.rejects, self.workers = max_workers, rejects, workers
+        self.max_workers, self.rejects, self.spawn = max_workers, rejects, spawn
+        self.workers: list = []  # started once the load proves big enough for them
+        self._routed = 0  # bytes of lines routed so far
         # Workers' answers (priority 0) come before fetched chunks (1): a worker waits
         # on nothing but them.
         self.inbox: queue.Queue = queue.PriorityQueue()
         self.slots = threading.BoundedSemaphore(QUEUE_CHUNKS * 2)
-        self.big = threading.BoundedSemaphore(BIG_OBJECTS * (1 + len(workers)))
+        self.big = threading.BoundedSemaphore(BIG_OBJECTS * (1 + spawn.count))
         self.stop = threading.Event()
         self.failure: list[BaseException] = []
         self.rows = 0
@@ -264,7 +260,11 @@ class _Load:
             state = self._objects[key] = _ObjectState()
         number = state.assigned
         state.assigned += 1
-        if self._in_flight < WORKER_DEPTH * len(self.workers):
+        if self.spawn.count and len(lines) >= FAST_LINES:
+            self._routed += sum(map(len, lines))
+            if not self.workers and self._routed >= WORKER_START_BYTES:
+                self.workers = self.spawn.start()
+        if len(lines) >= FAST_LINES and self._in_flight < WORKER_DEPTH * len(self.workers):
             worker = min(self.workers, key=lambda w: w.outstanding)
             self._in_flight += 1
             future = worker.submit(key, first_line, b"\n".join(lines))
@@ -308,10 +308,12 @@ class _Load:
         return chunk.data
 
     def finish(self) -> None:
-        """Stop the fetching threads (after a failure) and wait for them."""
+        """Stop the fetching threads (after a failure) and the workers, and wait for them."""
         self.stop.set()
         if self._producer is not None:
             self._producer.join()
+        for worker in self.workers:
+            worker.close()
 
 
 def _run_copy(cursor: Any, statement: str, data: Iterator[bytes]) -> None:

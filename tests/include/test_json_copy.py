@@ -207,9 +207,14 @@ def copy(
     keys = list(objects) if keys is None else list(keys)
     read = read_lines or line_reader(FakeS3Client({BUCKET: objects}), BUCKET)
     options = {"max_workers": max_workers, "rejects": rejects, "constants": constants}
-    return run_with_timeout(
-        lambda: copy_objects(cursor, TABLE, columns, keys, read, processes=processes, **options)
-    )
+    start_bytes = json_copy.WORKER_START_BYTES
+    json_copy.WORKER_START_BYTES = 0  # the child starts at once, however small the test
+    try:
+        return run_with_timeout(
+            lambda: copy_objects(cursor, TABLE, columns, keys, read, processes=processes, **options)
+        )
+    finally:
+        json_copy.WORKER_START_BYTES = start_bytes
 
 
 @pytest.mark.parametrize("processes", [0, 1])
