@@ -48,7 +48,13 @@ DEFAULT_EXECUTOR = "DebugExecutor"
 EXECUTOR_VARIABLE = "SPARKIFY_BACKFILL_EXECUTOR"
 # LocalExecutor: tasks at a time in a backfill.
 LOCAL_PARALLELISM = 8
-# airflow_local_settings.py of a LocalExecutor backfill (its task policy: no retries).
+# Task instances one scheduling pass of the backfill may queue (max_active_tasks_per_dag;
+# also the DebugExecutor's parallelism): more than a month of daily runs holds.
+PASS_LIMIT = 1024
+# sparkify.json_copy's child processes per staging load (default: one on 2+ cores).
+COPY_PROCESSES_VARIABLE = "SPARKIFY_COPY_PROCESSES"
+# airflow_local_settings.py of the backfill (its cluster policy: no retries; under the
+# DebugExecutor no per-task caps).
 BACKFILL_SETTINGS = Path(__file__).resolve().parent / "backfill_settings"
 _FINISHED_RUNS = re.compile(r"finished run \d+ of \d+")
 _LOG_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})-events\.json$")
@@ -66,9 +72,13 @@ def log_days(folder: Path) -> list[date]:
     return sorted(days)
 
 
-def backfill_command(start: date, end: date, dag_id: str = DAG_ID) -> list[str]:
-    """``airflow dags backfill`` of [start, end], both days included, run anew.
+def backfill_command(
+    start: date | datetime, end: date | datetime, dag_id: str = DAG_ID
+) -> list[str]:
+    """``airflow dags backfill`` of [start, end], both included, run anew.
 
+    ``start``/``end`` are days (``2018-11-01``) or, for a DAG scheduled more often than
+    daily, moments (``2018-11-01T23:00:00``: the last hourly run of that day).
     ``--delay-on-limit 0``: once the runs allowed at a time (``max_active_runs``) are
     done, the next ones start without the default 1 s wait. (Retries: see
     ``backfill_environment``; ``--disable-retry`` misses tasks that ran in a
@@ -90,14 +100,24 @@ def backfill_environment(
     ``DebugExecutor`` (the default): every task inside the backfill's own process, one at
     a time, its output the backfill's; a failed task fails its run at once. Measured on
     this project's 2-core machines (``dev/bench/README.md``) it beats the LocalExecutor
-    at one run at a time *and* at 30: a task here is ~0.1 s of work, and a LocalExecutor
-    task costs more than that in process start-up and CPU (forked, but it still loads
-    the DAG, its connections and its templates anew).
+    at one run at a time *and* at 30: a task here is ~0.1-0.2 s of work, and a
+    LocalExecutor task costs more than that in process start-up and CPU (forked, but it
+    still loads the DAG, its connections and its templates anew, twice).
 
     ``LocalExecutor`` (needs PostgreSQL metadata, as ``make run``'s is): each task in a
-    process forked from the backfill's, at most ``LOCAL_PARALLELISM`` at a time, without
-    retries (a cluster policy, see ``backfill_settings/``): it pays when tasks wait on
-    I/O for longer than their start-up, or with more cores.
+    process forked from the backfill's, at most ``LOCAL_PARALLELISM`` at a time: it pays
+    when tasks wait on I/O for longer than their start-up, or with more cores.
+
+    Both: one scheduling pass of the backfill (each ends in Airflow 2's hard-coded 1 s
+    sleep) queues every ready task of every active run. Airflow's defaults stop a pass
+    at 16 task instances of the DAG queued or running (``max_active_tasks_per_dag``,
+    which the DAG leaves to the configuration), and the DebugExecutor runs at most
+    ``parallelism`` (32) of the queued ones per pass: 30 daily runs of 12 tasks took 23
+    passes, with ``PASS_LIMIT`` they take 8 (one per level of the task graph). The
+    cluster policy of ``backfill_settings/`` takes the retries away (a failed task fails
+    its run at once) and, under the DebugExecutor, the per-task caps that cannot matter
+    when tasks run one at a time (``create_tables``' one at a time would otherwise cost a
+    pass per run).
     """
     env = dict(os.environ if environ is None else environ)
     executor = executor or env.get(EXECUTOR_VARIABLE) or DEFAULT_EXECUTOR
@@ -109,17 +129,24 @@ def backfill_environment(
             "Airflow refuses it on SQLite"
         )
     env["AIRFLOW__CORE__EXECUTOR"] = executor
+    env.setdefault("AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG", str(PASS_LIMIT))
+    # Staging encodes in this process: a day file of the sample is encoded in less time
+    # than the fresh interpreter of a copy worker takes to start (~0.4 s per load,
+    # measured), and a backfill's runs keep the cores busy without one.
+    env.setdefault(COPY_PROCESSES_VARIABLE, "0")
     if executor == "DebugExecutor":
         env.setdefault("AIRFLOW__DEBUG__FAIL_FAST", "False")
+        env.setdefault("AIRFLOW__CORE__PARALLELISM", str(PASS_LIMIT))
     else:
         env.setdefault("AIRFLOW__CORE__PARALLELISM", str(LOCAL_PARALLELISM))
         # Fork the task processes from the backfill (Airflow's default, said explicitly).
         env["AIRFLOW__CORE__EXECUTE_TASKS_NEW_PYTHON_INTERPRETER"] = "False"
-        # No retries (a cluster policy): a failed task fails its run at once, as under
-        # the DebugExecutor (the DAG's 3 retries wait 5 minutes each).
-        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-        if str(BACKFILL_SETTINGS) not in paths:
-            env["PYTHONPATH"] = os.pathsep.join([str(BACKFILL_SETTINGS), *paths])
+        # The backfill schedules its own tasks: no "mini scheduler" pass after each task
+        # (a DagRun row lock and a dependency pass per task, for the scheduler's benefit).
+        env.setdefault("AIRFLOW__SCHEDULER__SCHEDULE_AFTER_TASK_EXECUTION", "False")
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(BACKFILL_SETTINGS) not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([str(BACKFILL_SETTINGS), *paths])
     return env
 
 
@@ -161,6 +188,36 @@ def run_states(start: date, end: date, dag_id: str = DAG_ID) -> dict[date, str]:
         runs = session.query(DagRun).filter(DagRun.dag_id == dag_id).all()
         states = {run.logical_date.date(): str(run.state) for run in runs}
     return {day: state for day, state in sorted(states.items()) if start <= day <= end}
+
+
+def task_seconds(start: date, end: date, since: float, dag_id: str = DAG_ID) -> list[float]:
+    """Durations of the task instances of ``dag_id``'s runs in [start, end] (logical
+    days) that started at or after ``since`` (a ``time.time()``): the backfill's work."""
+    from airflow.models import DagRun, TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(DagRun.logical_date, TaskInstance.start_date, TaskInstance.end_date)
+            .join(TaskInstance, TaskInstance.run_id == DagRun.run_id)
+            .filter(DagRun.dag_id == dag_id, TaskInstance.dag_id == dag_id)
+            .all()
+        )
+    return [
+        (ended - started).total_seconds()
+        for logical, started, ended in rows
+        if started and ended and started.timestamp() >= since - 1 and start <= logical.date() <= end
+    ]
+
+
+def timing_line(wall: float, durations: list[float]) -> str:
+    """How the backfill's wall time splits: the tasks' work and Airflow's share."""
+    work = sum(durations)
+    return (
+        f"Wall {wall:.0f} s = {len(durations)} task instances' work {work:.0f} s (sum of "
+        f"their durations) + Airflow's overhead {wall - work:.0f} s (start-up, scheduling "
+        "passes, exit)"
+    )
 
 
 def print_warehouse_summary(conn_id: str = "redshift") -> None:
@@ -277,9 +334,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for day, state in failed.items():
         print(f"  {day}: {state} (see {log_path})")
+    with contextlib.suppress(Exception):  # the split is a bonus: never fail the run on it
+        print(timing_line(elapsed, task_seconds(start, end, began_at)))
     print_warehouse_summary()
 
-    # The backfill runs the days in order: the newest report is the range's last run.
+    # Runs finish together when they run at once: the newest report is one of the last.
     print_last_report(since=began_at)
     print(
         f"\nThe warehouse stays up: psql postgresql://{PG_USER}:{PG_PASSWORD}@{HOST}:{PG_PORT}/{PG_DATABASE}"
