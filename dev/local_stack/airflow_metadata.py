@@ -128,6 +128,27 @@ def drop_database(database: str) -> None:
         conn.close()
 
 
+def clone_database(template: str, database: str) -> None:
+    """(Re)create ``database`` as a copy of ``template`` (``CREATE DATABASE ... TEMPLATE``:
+    a migrated metadata DB in well under a second, where ``airflow db migrate`` takes
+    5-12 s). For throwaway databases: never the default one; ``template`` must have no
+    open connections."""
+    import psycopg2
+
+    if database == DATABASE:
+        raise ValueError(f"refusing to replace the shared metadata database {database!r}")
+    drop_database(database)
+    conn = psycopg2.connect(_dsn("postgres"))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                f"CREATE DATABASE {_quoted(database)} TEMPLATE {_quoted(template)} OWNER {PG_USER}"
+            )
+    finally:
+        conn.close()
+
+
 def current_revisions(database: str = DATABASE) -> set[str]:
     """The alembic revision(s) ``database`` is at; empty before its first migration."""
     import psycopg2

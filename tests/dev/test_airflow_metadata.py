@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import closing
 
 import psycopg2
 import pytest
@@ -75,7 +76,8 @@ def test_setup_creates_and_migrates_once_then_changes_nothing(throwaway_database
     assert (tmp_path / "migrate.log").exists()
 
     dsn = f"postgresql://{PG_USER}:{PG_PASSWORD}@{HOST}:{PG_PORT}/{throwaway_database}"
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cursor:
+    # closing(): psycopg2's own context manager ends the transaction, not the connection.
+    with closing(psycopg2.connect(dsn)) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT datdba::regrole::text FROM pg_database WHERE datname = %s",
                        (throwaway_database,))  # fmt: skip
         assert cursor.fetchone() == (PG_USER,)
@@ -87,3 +89,21 @@ def test_setup_creates_and_migrates_once_then_changes_nothing(throwaway_database
     assert (second.created, second.migrated) == (False, False)
     assert not (tmp_path / "migrate.log").exists()  # no migration ran
     assert metadata.ensure_database(throwaway_database) is False
+
+    # A copy of the migrated database is migrated too, with the settings, in one statement.
+    copy = f"{throwaway_database}_copy"
+    try:
+        metadata.clone_database(throwaway_database, copy)
+        assert metadata.current_revisions(copy) == metadata.head_revisions()
+        copy_dsn = dsn.rsplit("/", 1)[0] + f"/{copy}"
+        with closing(psycopg2.connect(copy_dsn)) as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT conn_id FROM connection ORDER BY conn_id")
+            assert {row[0] for row in cursor} >= {"redshift", "aws-redshift"}
+        metadata.clone_database(throwaway_database, copy)  # replaced, not refused
+    finally:
+        metadata.drop_database(copy)
+
+
+def test_the_shared_database_is_never_replaced_by_a_copy():
+    with pytest.raises(ValueError, match="refusing"):
+        metadata.clone_database("bench_airflow_meta_template", metadata.DATABASE)
