@@ -13,14 +13,16 @@ DATA ?=
 START ?=
 END ?=
 # make bench: SCALE=full|small, QUICK=1 (tiny data, 1 run), RUNS=n, BACKFILL=0 to skip the
-# Airflow backfill, MAX_ACTIVE_RUNS=30,1 for the backfilled DAG copies (default 30),
-# BENCH_ARGS for anything else (python -m dev.bench.bench_staging --help).
+# Airflow backfills (dev/bench/backfill.py), MAX_ACTIVE_RUNS=default,1 for the DAG as written
+# and/or copies with that max_active_runs (default: both), BENCH_ARGS for the staging part
+# (python -m dev.bench.bench_staging --help), BACKFILL_ARGS for the backfills' (--help).
 SCALE ?= full
 QUICK ?=
 RUNS ?=
 BACKFILL ?= $(if $(QUICK),0,1)
 MAX_ACTIVE_RUNS ?=
 BENCH_ARGS ?=
+BACKFILL_ARGS ?=
 
 .PHONY: help venv stack airflow-db airflow browser run test lint format stop clean bench
 
@@ -81,9 +83,9 @@ run: stack airflow-db
 # dev/bench/results/latest.json (see dev/bench/README.md).
 bench: stack
 	@$(ENV) python -m dev.bench.bench_staging --scale $(SCALE) $(if $(QUICK),--quick) \
-		$(if $(RUNS),--runs $(RUNS)) \
-		$(if $(filter 1 yes true,$(BACKFILL)),--backfill,--no-backfill) \
-		$(if $(MAX_ACTIVE_RUNS),--backfill-max-active-runs $(MAX_ACTIVE_RUNS)) $(BENCH_ARGS)
+		$(if $(RUNS),--runs $(RUNS)) --no-backfill $(BENCH_ARGS)
+	@$(if $(filter 1 yes true,$(BACKFILL)),$(ENV) python -m dev.bench.backfill \
+		$(if $(MAX_ACTIVE_RUNS),--max-active-runs $(MAX_ACTIVE_RUNS)) $(BACKFILL_ARGS),true)
 
 lint: venv
 	$(VENV)/bin/ruff check .
