@@ -44,6 +44,16 @@ def _receive(stream: BinaryIO) -> Any:
     return pickle.loads(data)
 
 
+def _widen(stream: Any) -> None:
+    """Give a pipe 1 MB of buffer (Linux), so that a chunk or an answer fits in it."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (OSError, ValueError, ImportError):  # not Linux, or a lower pipe-max-size
+        pass
+
+
 class WorkerError(RuntimeError):
     """The copy worker failed or ended; the message has its error."""
 
@@ -67,6 +77,8 @@ class CopyWorker:
             env=env,
             bufsize=1 << 16,
         )
+        for stream in (self._process.stdin, self._process.stdout):
+            _widen(stream)
         self._lock = threading.Lock()
         self._pending: deque[Future] = deque()
         self.peak_rss_kb = 0
@@ -152,7 +164,7 @@ def main() -> int:
         except EOFError:
             break
         try:
-            reply: Any = encoder.encode(key, first_line, data.split(b"\n"), data)
+            reply: Any = encoder.encode(key, first_line, None, data)
         except Exception:
             reply = traceback.format_exc()
         _send(stdout, reply)

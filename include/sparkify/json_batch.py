@@ -194,25 +194,33 @@ class ChunkEncoder:
         return self._play_columns is not None
 
     def encode(
-        self, key: str, first_line: int, lines: Sequence[bytes], data: bytes | None = None
+        self, key: str, first_line: int, lines: Sequence[bytes] | None, data: bytes | None = None
     ) -> Chunk:
         """Rows of ``lines`` (one object's, the first being line ``first_line``).
 
         :param key: the object (``source_key``, and where a bad record is).
         :param first_line: the line number of ``lines[0]`` in the object.
-        :param lines: the lines, blank ones included (they are skipped but counted).
+        :param lines: the lines, blank ones included (they are skipped but counted); None
+            when ``data`` is given (it is split only if a record needs the exact path).
         :param data: the lines joined by newlines, when the caller has them so.
         """
-        fast = self._fast(key, lines, data) if len(lines) >= FAST_LINES else None
+        count = len(lines) if lines is not None else data.count(b"\n") + 1  # type: ignore[union-attr]
+        fast = self._fast(key, lines, data) if count >= FAST_LINES else None
         if fast is None:
+            if lines is None:
+                lines = data.split(b"\n")  # type: ignore[union-attr]
             return self._exact(key, first_line, lines)
         rows, get = fast
         plays = self._plays(get) if self._play_columns and rows else set()
         return Chunk(self._binary(rows), len(rows), [], plays)
 
-    def _layout(self, key: str, lines: Sequence[bytes]) -> _Layout | None:
-        first = next((line for line in lines if not line.isspace() and line), None)
-        if first is None:
+    def _layout(self, key: str, data: bytes) -> _Layout | None:
+        start = 0
+        while data[start : start + 1].isspace():  # blank lines first: rare
+            start += 1
+        end = data.find(b"\n", start)
+        first = data[start : None if end < 0 else end]
+        if not first:
             return None
         try:
             record = _loads(first)
@@ -233,15 +241,15 @@ class ChunkEncoder:
         return layout if layout.usable else None
 
     def _fast(
-        self, key: str, lines: Sequence[bytes], data: bytes | None
+        self, key: str, lines: Sequence[bytes] | None, data: bytes | None
     ) -> tuple[list[tuple], Any] | None:
         """The chunk's rows in table order and a getter of its columns, or None when a
         record needs the exact path."""
-        layout = self._layout(key, lines)
+        if data is None:
+            data = b"\n".join(lines)  # type: ignore[arg-type]
+        layout = self._layout(key, data)
         if layout is None:
             return None
-        if data is None:
-            data = b"\n".join(lines)
         if _NUL in data or any(name in data for name in layout.absent):
             return None
         try:

@@ -4,8 +4,8 @@ The staging path for PostgreSQL. Objects are fetched by a bounded pool of thread
 cut into chunks of lines (a file holds one JSON object per line; a song file holds one).
 Each chunk is decoded, checked and formatted as rows of COPY's binary format by
 ``sparkify.json_batch`` (which applies the table's staging rules and collects its plays),
-in this process or, on a machine with a second core, in a child process
-(``sparkify.copy_worker``) that takes chunks whenever it is free. The rows stream into a
+in this process or, when asked (``processes``), also in child processes
+(``sparkify.copy_worker``) that take chunks whenever they have room. The rows stream into a
 single ``COPY ... FROM STDIN (FORMAT BINARY)`` through a bounded queue, so memory does
 not grow with the input. The cursor may be psycopg2's (``copy_expert``) or psycopg 3's
 (``copy``): the bytes are the same.
@@ -17,6 +17,7 @@ import io
 import itertools
 import os
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,8 +41,9 @@ BIG_OBJECTS = 2
 # Child processes start once this many bytes of big chunks have come (a smaller load
 # is over before one would have imported its modules).
 WORKER_START_BYTES = 8 << 20
+SWITCH_INTERVAL = 0.0005
 # Chunks a child process may hold at once (it never waits for the next one).
-WORKER_DEPTH = 16
+WORKER_DEPTH = 3
 _BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\0" + b"\0\0\0\0" + b"\0\0\0\0"
 _BINARY_TRAILER = b"\xff\xff"
 
@@ -57,16 +59,14 @@ class LoadResult:
 
 
 def default_processes() -> int:
-    """Child processes a load uses by default: ``SPARKIFY_COPY_PROCESSES`` when set, else
-    one when this process may use two cores or more."""
+    """Child processes a load uses by default: ``SPARKIFY_COPY_PROCESSES``, else none.
+
+    A child pays only where a core is free for it: on the shared 2-core machine of
+    dev/bench/README.md it made loads slower (the chunks' round trips cost more than
+    the encoding they moved), so it is opt-in.
+    """
     configured = os.environ.get("SPARKIFY_COPY_PROCESSES", "").strip()
-    if configured:
-        return max(0, int(configured))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return 1 if cores > 1 else 0
+    return max(0, int(configured)) if configured else 0
 
 
 def copy_objects(
@@ -97,8 +97,8 @@ def copy_objects(
     :param rules: the table's staging rules; when they count plays, the result has them.
     :param constants: columns not read from the JSON that hold one value on every row
         (e.g. ``run_id``, ``staged_at``); ``source_key`` holds each row's object.
-    :param processes: child processes encoding chunks besides this one (None: one when
-        this process may use two cores or more, see ``default_processes``).
+    :param processes: child processes encoding chunks besides this one (None:
+        ``default_processes()``, none unless ``SPARKIFY_COPY_PROCESSES`` says).
     """
     encoder = ChunkEncoder(columns, rules, constants)
     count = default_processes() if processes is None else processes
@@ -106,11 +106,17 @@ def copy_objects(
     load = _Load(encoder, keys, read_lines, max_workers, rejects, spawn)
     column_sql = ", ".join(f'"{c.name}"' for c in encoder.columns)
     statement = f"COPY {table_sql} ({column_sql}) FROM STDIN (FORMAT BINARY)"
+    # With workers, the thread reading their answers gets the GIL back within
+    # SWITCH_INTERVAL of its wake-up instead of Python's 5 ms, for this load only.
+    interval = sys.getswitchinterval()
+    if count:
+        sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
     load.start()
     try:
         _run_copy(cursor, statement, load.pump())
     finally:
         load.finish()
+        sys.setswitchinterval(interval)
     return LoadResult(objects=len(keys), rows=load.rows, plays=load.plays)
 
 
