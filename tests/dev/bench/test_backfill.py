@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
@@ -141,16 +142,18 @@ def test_the_targets_compare_the_month_with_its_work_and_with_one_day():
         _summary("month", "DebugExecutor", 1, 340.0, 65.0),
         _summary("day", "DebugExecutor", 1, 19.0, 4.0),
         _summary("hourly", "DebugExecutor", 24, 80.0, 50.0, star="other", schedule="@hourly"),
+        _summary("hourly-day", "DebugExecutor", None, 18.0, 4.0, star="day 23"),
     ]
     bench.compare_to_reference(summaries)
-    assert [s["star_equals"] for s in summaries] == [True, None, True, None, False]
+    assert [s["star_equals"] for s in summaries] == [True, None, True, None, False, None]
     assert summaries[0]["star_reference"] == "month DebugExecutor 1"
-    assert summaries[4]["star_reference"] == "day DebugExecutor None"
+    assert summaries[4]["star_reference"] == "hourly-day DebugExecutor None"
     parallel, one_at_a_time = bench.derived(summaries)
     assert parallel["wall_to_work"] == 1.5 and parallel["wall_to_work_ok"]
     assert parallel["other_days_seconds"] == 72.0
     assert parallel["other_days_to_one_day"] == 4.0 and parallel["other_days_ok"]
     assert not one_at_a_time["wall_to_work_ok"] and not one_at_a_time["other_days_ok"]
+    summaries.pop()
     text = bench.render(
         [
             {**s, "runs": 30, "runs_succeeded": 30, "checks": {"failed": []}, "dag_copy": False,
@@ -164,3 +167,28 @@ def test_the_targets_compare_the_month_with_its_work_and_with_one_day():
     assert "| month (30 runs) | as written, max_active_runs=32 | DebugExecutor |" in text
     assert "**NO**" in text  # the hourly tables differ from the day's here
     assert "the other 29 days 72.0 s = 4.00x (target <= 5.0: met)" in text
+
+
+def test_the_hourly_variant_takes_a_day_with_plays_in_every_hour(tmp_path):
+    logs = tmp_path / "log_data" / "2018" / "11"
+    logs.mkdir(parents=True)
+
+    def write(day: int, hours: range) -> None:
+        base = datetime(2018, 11, day, tzinfo=UTC)
+        lines = [
+            json.dumps(
+                {"page": "NextSong", "ts": int((base + timedelta(hours=h)).timestamp() * 1000)}
+            )
+            for h in hours
+        ]
+        lines.append(json.dumps({"page": "Home", "ts": int(base.timestamp() * 1000)}))
+        (logs / f"2018-11-{day:02d}-events.json").write_text("\n".join(lines), encoding="utf-8")
+
+    write(1, range(20))
+    write(2, range(24))
+    write(3, range(24))
+    assert bench.hourly_day(tmp_path) == date(2018, 11, 2)  # the first complete one
+    (logs / "2018-11-02-events.json").unlink()
+    (logs / "2018-11-03-events.json").unlink()
+    write(4, range(22))
+    assert bench.hourly_day(tmp_path) == date(2018, 11, 4)  # else the most hours
