@@ -297,6 +297,7 @@ def _meta(config: Config) -> dict[str, Any]:
                 "psycopg",
                 "psycopg-binary",
                 "orjson",
+                "msgspec",
             )
         },
         "database": config.database,

@@ -6,9 +6,10 @@ everything else: clients and connections, the listing, emptying the table, the l
 the commit. The row count is read from the table after the clock stops.
 
 (a) ``project``: this project's loader, ``StageToRedshiftOperator.execute`` on the
-    PostgreSQL path, whose work is ``list_keys`` + one transaction of ``TRUNCATE`` and
-    ``copy_objects(cursor, table, table_columns(...), keys, line_reader(client, bucket),
-    max_workers=32, rejects=RejectCollector(0))``.
+    PostgreSQL path, whose work is ``list_keys`` + the run's transaction (its earlier
+    rows deleted, ``copy_objects(cursor, table, columns, keys, line_reader(client,
+    bucket), max_workers=32, rejects=RejectCollector(0), rules=..., constants=...)``,
+    rejects and play counts recorded), into a table emptied before the clock starts.
 (b) ``astro``: astro-sdk 1.9.0's stock ``LoadFileOperator`` (``aql.load_file``) on a
     ``File(s3://bucket/prefix, filetype=NDJSON)`` into a ``Table`` named
     ``astro_<staging table>`` with the defaults (``if_exists="replace"``: astro drops
@@ -19,10 +20,11 @@ the commit. The row count is read from the table after the clock stops.
 (c) ``per_file``: the classic path, for each key ``S3Hook.read_key`` ->
     ``pandas.read_json(lines=True)`` -> ``DataFrame.to_sql(if_exists="append")``.
 (d) ``floor``: no Airflow, no pandas: one listing, 32 concurrent ``get_object`` with
-    boto3, ``orjson.loads`` per line (the project's parser), the columns' values picked
-    with one ``itemgetter`` per key layout, rows written by psycopg 3's C-implemented
+    boto3, each 256 KB of whole lines decoded in one ``msgspec`` call into structs typed
+    from the table's columns (``"parser": "orjson"``: ``orjson.loads`` per line and an
+    ``itemgetter`` per key layout), rows written by psycopg 3's C-implemented
     ``Copy.write_row`` into one ``COPY ... FROM STDIN`` in binary format: the fastest
-    parser and COPY path in the lock, no checks, pipelined like (a).
+    parser and COPY path in the lock, no checks, pipelined like (a), in one process.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ METHOD_LABELS = {
     "a": "project loader (StageToRedshiftOperator, PostgreSQL path)",
     "b": "astro-sdk 1.9.0 load_file",
     "c": "per file: S3Hook.read_key + pandas.read_json + to_sql",
-    "d": "floor: boto3 GETs + orjson + psycopg 3 Copy.write_row (binary) into one COPY",
+    "d": "floor: boto3 GETs + msgspec structs + psycopg 3 Copy.write_row (binary), one COPY",
 }
 METHOD_NAMES = {"a": "project", "b": "astro", "c": "per_file", "d": "floor"}
 
