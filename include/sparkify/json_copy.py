@@ -325,7 +325,16 @@ class _Load:
 def _run_copy(cursor: Any, statement: str, data: Iterator[bytes]) -> None:
     """Stream ``data`` into ``statement`` on either driver."""
     if hasattr(cursor, "copy_expert"):  # psycopg2 reads a file
-        cursor.copy_expert(statement, _IteratorReader(data), size=CHUNK_BYTES)
+        reader = _IteratorReader(data)
+        try:
+            cursor.copy_expert(statement, reader, size=CHUNK_BYTES)
+        except Exception:
+            if reader.failure is None:
+                raise
+        if reader.failure is not None:
+            # psycopg2 would turn an error of read() into a QueryCanceled naming it; the
+            # load's own error (a bad record, too many rejects, a failed GET) is raised.
+            raise reader.failure
         return
     with cursor.copy(statement) as copy:  # psycopg 3
         pending = bytearray()
@@ -345,13 +354,19 @@ class _IteratorReader(io.RawIOBase):
         self._pieces = pieces
         self._buffer = bytearray()
         self._done = False
+        self.failure: BaseException | None = None  # what the iterator raised
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
         while not self._done and (size < 0 or len(self._buffer) < size):
-            piece = next(self._pieces, None)
+            try:
+                piece = next(self._pieces, None)
+            except BaseException as exc:  # ends the COPY; _run_copy raises it after
+                self.failure, self._done = exc, True
+                self._buffer.clear()
+                return b""
             if piece is None:
                 self._done = True
             else:
