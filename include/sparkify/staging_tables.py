@@ -40,6 +40,17 @@ def table_columns(cursor: Any, schema: str, table: str) -> list[Column]:
     return columns
 
 
+def declares_runs(table: str) -> bool:
+    """Whether the DDL gives ``table`` the run's columns (``run_id``, ``staged_at``): a
+    non-incremental load then replaces only its run's rows, and runs of other intervals
+    stage at the same time."""
+    try:
+        declared = ddl.column_types(table)
+    except KeyError:
+        return False
+    return {RUN_COLUMN, STAGED_AT_COLUMN} <= set(declared)
+
+
 def is_run_partitioned(columns: Sequence[Column]) -> bool:
     """Whether the table keeps each run's rows apart (it has ``run_id`` and ``staged_at``)."""
     names = {c.name for c in columns}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.exceptions import AirflowException
 from astro.sql import LoadFileOperator
 
-from sparkify import manifest, redshift_sql, sql, staging_rules, staging_tables
+from sparkify import aws_connection, manifest, sql, staging_rules, staging_tables
 from sparkify.config import Dialect, warehouse_dialect
 from sparkify.s3_objects import (
     MissingObjectsError,
@@ -160,14 +160,7 @@ class StageToRedshiftOperator(LoadFileOperator):
         return self.output_table.metadata.schema or "public"
 
     def _s3_client(self) -> Any:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-        from botocore.config import Config
-
-        config = Config(
-            max_pool_connections=max(10, self.max_workers),
-            retries={"max_attempts": 5, "mode": "standard"},
-        )
-        return S3Hook(aws_conn_id=self.input_file.conn_id, config=config).get_conn()
+        return aws_connection.s3_client(self.input_file.conn_id, self.max_workers)
 
     def list_prefix(self, client: Any) -> dict[str, str]:
         """Key -> ETag of every ``.json`` object under the prefix; raises when there is none."""
@@ -258,18 +251,9 @@ class StageToRedshiftOperator(LoadFileOperator):
 
     @property
     def run_partitioned(self) -> bool:
-        """Whether the table keeps each run's rows apart (the DDL gives it ``run_id`` and
-        ``staged_at``): the load then replaces only the run's rows, and runs of other
-        intervals stage at the same time. An incremental table is one mirror of its prefix."""
-        from sparkify import ddl
-
-        if self.incremental:
-            return False
-        try:
-            declared = ddl.column_types(self.output_table.name)
-        except KeyError:
-            return False
-        return {staging_tables.RUN_COLUMN, staging_tables.STAGED_AT_COLUMN} <= set(declared)
+        """Whether the load replaces only its run's rows (``staging_tables.declares_runs``);
+        an incremental table is one mirror of its prefix."""
+        return not self.incremental and staging_tables.declares_runs(self.output_table.name)
 
     def _declared_columns(self, cursor: Any) -> list:
         """The table's columns, once those the DDL declares and it lacks are added."""
@@ -358,7 +342,6 @@ class StageToRedshiftOperator(LoadFileOperator):
                 f"staging s3://{bucket}/ into {table} failed, nothing was loaded: {exc}"
             ) from exc
         self._record_rejects(cursor, run_id, rejects.rejects)
-        rules = staging_rules.rules_for(name)
         if rules is not None and rules.plays is not None:
             counts_table = sql.qualified(self.schema, self.counts_table)
             staging_tables.record_counts(cursor, counts_table, name, run_id, keys, result.plays)
@@ -392,10 +375,10 @@ class StageToRedshiftOperator(LoadFileOperator):
             schema=self.schema,
             table_name=self.output_table.name,
             bucket=bucket,
-            credentials=self._redshift_credentials(),
+            credentials=aws_connection.copy_credentials(self.input_file.conn_id, self.iam_role),
             run_id=run_id,
             json_paths=self.json_paths,
-            region=self.region or self._aws_region(),
+            region=self.region or aws_connection.region(self.input_file.conn_id),
             max_rejects=self.max_rejects,
             errors_view=redshift_copy.load_errors_view(warehouse.host, warehouse.extra_dejson),
             counts_table=self.counts_table,
@@ -408,18 +391,3 @@ class StageToRedshiftOperator(LoadFileOperator):
             ) from exc
         self._record_rejects(cursor, run_id, load.rejects)
         return load.rows
-
-    def _aws_region(self) -> str | None:
-        from airflow.hooks.base import BaseHook
-
-        extra = BaseHook.get_connection(self.input_file.conn_id).extra_dejson
-        return extra.get("region_name")
-
-    def _redshift_credentials(self) -> str:
-        """``IAM_ROLE '...'`` when ``iam_role`` is set, else the AWS connection's keys."""
-        if self.iam_role:
-            return redshift_sql.redshift_iam_role(self.iam_role)
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        keys = S3Hook(aws_conn_id=self.input_file.conn_id).get_credentials()
-        return redshift_sql.redshift_access_keys(keys.access_key, keys.secret_key, keys.token)

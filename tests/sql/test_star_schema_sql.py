@@ -17,13 +17,21 @@ from dev.sample_data import SampleSpec, generate
 from operators.load_dimension import LoadDimensionOperator
 from operators.load_fact import LoadFactOperator
 from sparkify.json_copy import copy_objects
-from sparkify.staging_tables import table_columns
+from sparkify.staging_tables import (
+    RUN_COLUMN,
+    STAGED_AT_COLUMN,
+    is_run_partitioned,
+    table_columns,
+    utc_now,
+)
 from sparkify.tables import warehouse_table
 from tests.stack_support import connect, connection_environment, fresh_database, table_rows
 
 pytestmark = pytest.mark.stack
 
 DB = "sparkify_test_sql"
+# The run these tests load as: staging_events rows carry it, the loads read only its rows.
+RUN_ID = "manual__sql-tests"
 DAY1, DAY2, DAY3 = (datetime(2018, 11, d, tzinfo=UTC) for d in (1, 2, 3))
 
 
@@ -51,7 +59,13 @@ def stage(folder: Path, table: str, keys: list[str]) -> None:
     with connect(DB) as conn, conn.cursor() as cursor:
         cursor.execute(f'TRUNCATE "{table}"')
         columns = table_columns(cursor, "public", table)
-        copy_objects(cursor, f'"{table}"', columns, keys, lambda k: (folder / k).open("rb"))
+        constants = {}
+        if is_run_partitioned(columns):
+            constants = {RUN_COLUMN: RUN_ID, STAGED_AT_COLUMN: utc_now()}
+        copy_objects(
+            cursor, f'"{table}"', columns, keys, lambda k: (folder / k).open("rb"),
+            constants=constants,
+        )  # fmt: skip
         conn.commit()
 
 
@@ -66,7 +80,7 @@ def stage_all_songs(folder: Path) -> None:
 
 def run(operator, start: datetime, end: datetime) -> int:
     """Render and execute the task as Airflow does; returns the rows the table then holds."""
-    context = {"data_interval_start": start, "data_interval_end": end}
+    context = {"data_interval_start": start, "data_interval_end": end, "run_id": RUN_ID}
     operator.render_template_fields(context)
     loaded = operator.execute(context)
     return len(table_rows(DB, loaded.name, [operator.columns[0]]))
@@ -135,6 +149,31 @@ def test_hourly_interval_loads_only_that_hours_plays(sample, warehouse):
     rows = table_rows(DB, "songplays", ["start_time", "songplay_id"])
     assert len(rows) == len(expected)
     assert all(start.replace(tzinfo=None) <= row[1] < end.replace(tzinfo=None) for row in rows)
+
+
+def test_another_runs_staged_rows_stay_out_of_the_runs_loads(sample, warehouse):
+    # Runs overlap: another run's rows of the same day (here with other play identities
+    # and levels) sit in staging_events; the fact and users loads read this run's only.
+    stage_days(sample, DAY1)
+    stage_all_songs(sample)
+    with connect(DB) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO staging_events (artist, auth, firstname, gender, iteminsession, "
+            "lastname, length, level, location, method, page, registration, sessionid, song, "
+            "status, ts, useragent, userid, source_key, run_id, staged_at) "
+            "SELECT artist, auth, firstname, gender, iteminsession + 100000, lastname, length, "
+            "'other', location, method, page, registration, sessionid, song, status, ts + 1, "
+            "useragent, userid, source_key, 'scheduled__other-run', staged_at "
+            "FROM staging_events WHERE run_id = %s",
+            (RUN_ID,),
+        )
+        conn.commit()
+
+    assert run(fact(), DAY1, DAY2) == len(plays(sample, DAY1, DAY2))
+    run(users("history"), DAY1, DAY2)
+    with connect(DB) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT level FROM users UNION SELECT level FROM songplays")
+        assert {level for (level,) in cursor.fetchall()} <= {"free", "paid"}
 
 
 def test_rerunning_an_interval_replaces_it(sample, warehouse):

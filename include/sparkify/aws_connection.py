@@ -1,0 +1,41 @@
+"""What staging takes from the AWS connection: an S3 client, the region, COPY credentials.
+
+Airflow's hooks, no astro: the operators hand in the connection id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sparkify import redshift_sql
+
+
+def s3_client(aws_conn_id: str, max_workers: int) -> Any:
+    """A boto3 S3 client of ``aws_conn_id`` with a connection pool for ``max_workers``
+    concurrent GETs, retrying throttles and dropped connections (5 attempts)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from botocore.config import Config
+
+    config = Config(
+        max_pool_connections=max(10, max_workers),
+        retries={"max_attempts": 5, "mode": "standard"},
+    )
+    return S3Hook(aws_conn_id=aws_conn_id, config=config).get_conn()
+
+
+def region(aws_conn_id: str) -> str | None:
+    """The connection's ``region_name`` extra, or None."""
+    from airflow.hooks.base import BaseHook
+
+    return BaseHook.get_connection(aws_conn_id).extra_dejson.get("region_name")
+
+
+def copy_credentials(aws_conn_id: str, iam_role: str | None) -> str:
+    """A Redshift COPY's credentials clause: ``IAM_ROLE '...'`` when ``iam_role`` is set,
+    else the connection's access keys (and session token). Never log it."""
+    if iam_role:
+        return redshift_sql.redshift_iam_role(iam_role)
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    keys = S3Hook(aws_conn_id=aws_conn_id).get_credentials()
+    return redshift_sql.redshift_access_keys(keys.access_key, keys.secret_key, keys.token)
