@@ -12,7 +12,7 @@ from sparkify import redshift_sql
 
 def s3_client(aws_conn_id: str, max_workers: int) -> Any:
     """A boto3 S3 client of ``aws_conn_id`` with a connection pool for ``max_workers``
-    concurrent GETs, retrying throttles and dropped connections (5 attempts)."""
+    concurrent GETs, retrying throttles and dropped connections (up to 5 retries)."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from botocore.config import Config
 

@@ -1,0 +1,39 @@
+"""What staging takes from the AWS connection (an environment connection, no server)."""
+
+from __future__ import annotations
+
+from sparkify import aws_connection
+from tests.fakes import set_connection
+
+ROLE = "arn:aws:iam::123456789012:role/sparkifyCopy"
+
+
+def test_an_iam_role_is_the_copy_credentials_and_no_keys_are_read(monkeypatch):
+    # No connection defined at all: with a role, the keys are never looked up.
+    assert aws_connection.copy_credentials("nowhere", ROLE) == f"IAM_ROLE '{ROLE}'"
+
+
+def test_without_a_role_the_connections_keys_are_the_credentials(monkeypatch):
+    set_connection(monkeypatch, "s3", "aws", login="AKIAEXAMPLE", password="secret/key+1")
+    clause = aws_connection.copy_credentials("s3", None)
+    assert clause.startswith("CREDENTIALS '")
+    assert "aws_access_key_id=AKIAEXAMPLE" in clause
+    assert "aws_secret_access_key=secret/key+1" in clause
+
+
+def test_the_region_is_the_connections_region_name(monkeypatch):
+    set_connection(monkeypatch, "s3", "aws", extra={"region_name": "us-west-2"})
+    assert aws_connection.region("s3") == "us-west-2"
+    set_connection(monkeypatch, "s3", "aws")
+    assert aws_connection.region("s3") is None
+
+
+def test_the_s3_client_pools_a_connection_per_worker(monkeypatch):
+    set_connection(
+        monkeypatch, "s3", "aws", login="k", password="s",
+        extra={"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"},
+    )  # fmt: skip
+    client = aws_connection.s3_client("s3", max_workers=48)
+    assert client.meta.endpoint_url == "http://127.0.0.1:9"
+    assert client.meta.config.max_pool_connections == 48
+    assert client.meta.config.retries["total_max_attempts"] == 6  # 5 retries
