@@ -70,9 +70,10 @@ airflow-db: stack
 airflow: stack airflow-db
 	@$(ENV) python -m dev.local_stack.airflow_servers start
 
-# The backfill runs on the same metadata DB (the runs show in `make airflow`), with the
-# DebugExecutor: measured faster here than the LocalExecutor (dev/bench/README.md);
-# BACKFILL_EXECUTOR=LocalExecutor picks that one.
+# The backfill runs on the same metadata DB (the runs show in `make airflow`), the month's
+# runs all at once (the DAG's max_active_runs), each scheduling pass queueing every ready
+# task; with the DebugExecutor: measured faster here than the LocalExecutor
+# (dev/bench/README.md); BACKFILL_EXECUTOR=LocalExecutor picks that one.
 BACKFILL_EXECUTOR ?=
 run: stack airflow-db
 	@$(ENV) python -m dev.local_stack.run_pipeline \

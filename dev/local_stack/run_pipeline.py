@@ -198,7 +198,7 @@ def task_seconds(start: date, end: date, since: float, dag_id: str = DAG_ID) -> 
 
     with create_session() as session:
         rows = (
-            session.query(DagRun.logical_date, TaskInstance.start_date, TaskInstance.end_date)
+            session.query(DagRun.execution_date, TaskInstance.start_date, TaskInstance.end_date)
             .join(TaskInstance, TaskInstance.run_id == DagRun.run_id)
             .filter(DagRun.dag_id == dag_id, TaskInstance.dag_id == dag_id)
             .all()
