@@ -84,7 +84,7 @@ run: stack airflow-db
 # dev/bench/results/latest.json (see dev/bench/README.md).
 bench: stack
 	@$(ENV) python -m dev.bench.bench_staging --scale $(SCALE) $(if $(QUICK),--quick) \
-		$(if $(RUNS),--runs $(RUNS)) --no-backfill $(BENCH_ARGS)
+		$(if $(RUNS),--runs $(RUNS)) $(BENCH_ARGS)
 	@$(if $(filter 1 yes true,$(BACKFILL)),$(ENV) python -m dev.bench.backfill \
 		$(if $(MAX_ACTIVE_RUNS),--max-active-runs $(MAX_ACTIVE_RUNS)) $(BACKFILL_ARGS),true)
 

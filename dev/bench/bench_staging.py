@@ -1,9 +1,7 @@
 """Benchmark of the staging step (issue 3): four ways of loading S3 JSON into PostgreSQL.
 
     python -m dev.bench.bench_staging [--scale small|full] [--quick] [--runs N]
-        [--methods abcd] [--datasets songs,events,...] [--backfill | --no-backfill]
-        [--backfill-max-active-runs 30,1] [--backfill-executors LocalExecutor,DebugExecutor]
-        [--backfill-days N] [--backfill-repeats N]
+        [--methods abcd] [--datasets songs,events,...]
 
 For each dataset (generated with the project's generator, cached under
 ``.local/bench/data``, one ``bench-*`` bucket each in the local S3 API) every method
@@ -12,9 +10,8 @@ database, each run in a fresh process; the median of the runs, rows, rows/s, pea
 and the ratio to the I/O floor (d) measured in the same invocation are printed as
 Markdown and written to ``dev/bench/results/latest.json``. Methods (b) and (c) load an
 evenly spread sample of the objects where the whole set would take too long; their
-whole-set time is then extrapolated by rows and marked so. Optionally (on by default)
-the sample month is backfilled through real Airflow, once per ``max_active_runs`` and
-executor (a copy of the DAG, PostgreSQL metadata), see ``dev/bench/backfill.py``.
+whole-set time is then extrapolated by rows and marked so. The backfills through
+Airflow are a separate benchmark: ``python -m dev.bench.backfill``.
 
 Needs the local stack (``make stack``); ``make bench`` starts it and runs this.
 """
@@ -129,13 +126,6 @@ class Config:
     database: str = "bench_staging"
     data_dir: Path = BENCH_DIR / "data"
     out: Path | None = RESULTS_DIR / "latest.json"
-    backfill: bool = True
-    backfill_days: int | None = None  # None: the whole sample month
-    backfill_database: str = "bench_backfill"
-    # One backfill per (max_active_runs, executor), each ``backfill_repeats`` times (median).
-    backfill_max_active_runs: tuple[int, ...] = (30,)
-    backfill_executors: tuple[str, ...] = ("LocalExecutor", "DebugExecutor")
-    backfill_repeats: int = 1
     logs_dir: Path = BENCH_DIR / "logs"
     extra_meta: dict[str, Any] = field(default_factory=dict)
 
@@ -386,38 +376,6 @@ def run_benchmark(config: Config, log=print) -> dict[str, Any]:
         doc["results"][dataset.name] = results
 
     doc["growth"] = growth_curve(doc)
-    if config.backfill:
-        from dev.bench.backfill import run_backfill_benchmark, summarize_backfills
-
-        log("\nBackfill through Airflow")
-        doc["backfills"] = []
-        for max_active_runs in config.backfill_max_active_runs:
-            for executor in config.backfill_executors:
-                runs = [
-                    run_backfill_benchmark(
-                        config.data_dir,
-                        client,
-                        config.backfill_database,
-                        config.backfill_days,
-                        max_active_runs=max_active_runs,
-                        executor=executor,
-                        log=log,
-                    )
-                    for _ in range(config.backfill_repeats)
-                ]
-                summary = summarize_backfills(runs)
-                log(
-                    f"  max_active_runs={max_active_runs} {executor}: "
-                    f"{summary['wall_seconds']:.1f} s wall (median of {len(runs)}), "
-                    f"{summary['runs_succeeded']} of {summary['days']} runs succeeded"
-                )
-                doc["backfills"].append(summary)
-                # More than one run at a time on staging tables shared by runs: the checks
-                # may fail (the data is wrong), which is not what this measures.
-                if summary["exit_code"] not in (0, 1) or (
-                    max_active_runs == 1 and not summary["ok"]
-                ):
-                    doc["problems"].append(f"backfill failed, see {summary['logs']}")
     doc["meta"]["total_seconds"] = time.perf_counter() - began
     doc["markdown"] = render_markdown(doc)
     if config.out:
@@ -502,31 +460,6 @@ def render_markdown(doc: dict[str, Any]) -> str:
                 + " | ".join(cells)
                 + " |"
             )
-    backfills = doc.get("backfills") or []
-    if backfills:
-        first = backfills[0]
-        lines += [
-            "",
-            f"Backfill of a copy of `{first['dag_id']}` through Airflow, "
-            f"{first['first_day']}..{first['last_day']} ({first['days']} days), PostgreSQL "
-            "metadata. Work: Σ task durations; busy: time with a task running; idle: "
-            "wall - busy (Airflow alone: start-up, scheduling passes and their 1 s sleeps); "
-            "queue: median queued → started per task. With max_active_runs > 1 the loads "
-            "share staging tables: runs may fail their checks (the scheduling is measured).",
-            "",
-            "| max_active_runs | executor | runs ok | wall s | wall s/day | work s | busy s "
-            "| idle s | queue s | repeats | most work (s) |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        for b in backfills:
-            top = ", ".join(f"{t} {s:.1f}" for t, s in list(b["task_seconds"].items())[:3])
-            lines.append(
-                f"| {b['max_active_runs']} | {b['executor']} | {b['runs_succeeded']}/{b['days']} "
-                f"| {_num(b['wall_seconds'])} | {_num(b['wall_seconds_per_day'], 2)} "
-                f"| {_num(b['work_seconds'])} | {_num(b['busy_seconds'])} "
-                f"| {_num(b['idle_seconds'])} | {_num(b['queue_delay_median_seconds'], 2)} "
-                f"| {b['repeats']} | {top} |"
-            )
     total, setup = _num(meta.get("total_seconds"), 0), _num(meta.get("setup_seconds"), 0)
     lines += ["", f"Total time {total} s (setup: generation and upload {setup} s)."]
     if doc.get("problems"):
@@ -540,54 +473,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=["small", "full"], default="full")
-    parser.add_argument(
-        "--quick", action="store_true", help="tiny datasets, 1 run, no backfill: a smoke test"
-    )
+    parser.add_argument("--quick", action="store_true", help="tiny datasets, 1 run: a smoke test")
     parser.add_argument("--runs", type=int, help="runs per method (default 3; 1 with --quick)")
     parser.add_argument("--methods", default="abcd", help="subset of abcd (default: all)")
     parser.add_argument("--datasets", help="comma-separated dataset names (default: all)")
-    parser.add_argument(
-        "--backfill",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="also backfill the sample month through Airflow (default: on, off with --quick)",
-    )
-    parser.add_argument("--backfill-days", type=int, help="days to backfill (default: 30; 2 quick)")
-    parser.add_argument(
-        "--backfill-max-active-runs",
-        default="30",
-        help="comma-separated max_active_runs of the DAG copies backfilled (default: 30)",
-    )
-    parser.add_argument(
-        "--backfill-executors",
-        default="LocalExecutor,DebugExecutor",
-        help="comma-separated executors of the backfills (default: both)",
-    )
-    parser.add_argument(
-        "--backfill-repeats", type=int, default=1, help="backfills per configuration (median)"
-    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json")
     return parser.parse_args(argv)
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise SystemExit(f"--backfill-max-active-runs takes integers, not {text!r}") from None
-    if not values or min(values) < 1:
-        raise SystemExit(f"--backfill-max-active-runs takes integers >= 1, not {text!r}")
-    return values
-
-
-def _executors(text: str) -> tuple[str, ...]:
-    from dev.bench.backfill import EXECUTORS
-
-    values = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = set(values) - set(EXECUTORS)
-    if not values or unknown:
-        raise SystemExit(f"--backfill-executors takes {', '.join(EXECUTORS)}, not {text!r}")
-    return values
 
 
 def config_from_args(args: argparse.Namespace, argv: Sequence[str] = ()) -> Config:
@@ -602,18 +493,12 @@ def config_from_args(args: argparse.Namespace, argv: Sequence[str] = ()) -> Conf
     methods = "".join(m for m in "abcd" if m in args.methods)
     if not methods or set(args.methods) - set("abcd"):
         raise SystemExit(f"--methods takes letters of abcd, not {args.methods!r}")
-    backfill = args.backfill if args.backfill is not None else not args.quick
     config = Config(
         datasets=datasets,
         scale=scale,
         methods=methods,
         runs=args.runs or (1 if args.quick else 3),
         out=args.out,
-        backfill=backfill,
-        backfill_days=args.backfill_days or (2 if args.quick else None),
-        backfill_max_active_runs=_int_list(args.backfill_max_active_runs),
-        backfill_executors=_executors(args.backfill_executors),
-        backfill_repeats=max(1, args.backfill_repeats),
     )
     return replace(config, extra_meta={"argv": list(argv)})
 

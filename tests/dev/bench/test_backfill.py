@@ -66,6 +66,17 @@ def test_the_real_dag_copies_and_compiles(tmp_path):
     assert bench.dag_default("schedule", copy) == "@hourly"
 
 
+def test_a_copy_refuses_a_dag_whose_argument_it_cannot_find(tmp_path):
+    source = tmp_path / "dag.py"
+    source.write_text("DOC = 'max_active_runs=1 in prose only'\n", encoding="utf-8")
+    with pytest.raises(RuntimeError, match="0 'max_active_runs=<n>' arguments"):
+        bench.dag_copy(tmp_path / "dags", 30, source=source)
+    with pytest.raises(RuntimeError, match="0 'schedule=<n>' arguments"):
+        bench.dag_copy(tmp_path / "dags", source=source, schedule="@hourly")
+    with pytest.raises(ValueError):
+        bench.dag_copy(tmp_path / "dags", 0)
+
+
 def test_ranges_are_days_or_the_hours_of_the_days():
     day = date(2018, 11, 2)
     assert bench.backfill_range(day, 30, None) == (day, date(2018, 12, 1))
@@ -124,6 +135,25 @@ def test_overlap_is_a_moment_with_every_run_in_progress():
     assert bench.peak_concurrency(in_turn) == 2
     assert bench.peak_concurrency(in_turn, across_runs=True) == 1
     assert not bench.all_runs_active_together(in_turn[:1])  # one run overlaps nothing
+
+
+def test_the_wall_splits_into_startup_busy_gaps_and_tail():
+    times = [
+        bench.TaskTime("2018-11-01", "a", at(2), at(4), queued=at(1.5)),
+        bench.TaskTime("2018-11-02", "a", at(3), at(5), queued=at(2.5)),  # overlaps the first
+        bench.TaskTime("2018-11-01", "b", at(7), at(8), queued=at(6)),
+    ]
+    assert bench.busy_seconds((t.started, t.ended) for t in times) == 4.0
+    split = bench.split_wall(at(0), at(10), times)
+    assert split["wall_seconds"] == 10.0
+    assert split["work_seconds"] == 5.0
+    assert split["busy_seconds"] == 4.0
+    assert split["idle_seconds"] == 6.0
+    assert (split["startup_seconds"], split["gap_seconds"], split["tail_seconds"]) == (2, 2, 2)
+    assert split["mean_concurrency"] == 1.25
+    assert split["queue_delay_median_seconds"] == 0.5
+    empty = bench.split_wall(at(0), at(3), [])
+    assert empty["wall_seconds"] == 3.0 and empty["busy_seconds"] is None
 
 
 def _summary(kind, executor, mar, wall, work, star="s", schedule="@daily"):
