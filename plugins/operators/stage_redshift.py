@@ -212,6 +212,8 @@ class StageToRedshiftOperator(LoadFileOperator):
         run_id = context["run_id"]
         partitioned = self.run_partitioned
         started = time.monotonic()
+        if listed is not None and self._mirror_is_current(listed):
+            return self.output_table
         if partitioned and self.dialect == "postgres":
             # Its own short transaction: in the load's, runs clearing the same old rows
             # would wait for each other's whole COPY.
@@ -292,6 +294,23 @@ class StageToRedshiftOperator(LoadFileOperator):
                 raise ValueError(f"full_reload must render to True or False, not {value!r}")
             return value.strip().lower() == "true"
         return bool(value)
+
+    def _mirror_is_current(self, listed: dict[str, str]) -> bool:
+        """Whether the manifest already holds exactly ``listed``: then there is nothing to
+        stage, and the load need not wait for the lock that other runs' loads hold (it
+        looks again under the lock otherwise, where a run just ahead may have staged all)."""
+        if self._full_reload_requested():
+            return False
+        manifest_table = sql.qualified(self.schema, self.manifest_table)
+        with transaction(self.output_table.conn_id) as cursor:
+            known = manifest.read(cursor, manifest_table, self.output_table.name)
+        if not known or manifest.diff(listed, known).stale:
+            return False
+        self.log.info(
+            "%s already mirrors the %s object(s) listed (by ETag): nothing to stage",
+            self.output_table.name, len(listed),
+        )  # fmt: skip
+        return True
 
     def _forget_stale_objects(
         self, cursor: Any, table: str, listed: dict[str, str]

@@ -30,10 +30,23 @@ def test_the_region_is_the_connections_region_name(monkeypatch):
 
 def test_the_s3_client_pools_a_connection_per_worker(monkeypatch):
     set_connection(
-        monkeypatch, "s3", "aws", login="k", password="s",
+        # Not one-letter keys: Airflow's secrets masker would hide that letter in every
+        # later log line and exception message of the process.
+        monkeypatch, "s3", "aws", login="pool-test-key", password="pool-test-secret",
         extra={"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"},
     )  # fmt: skip
     client = aws_connection.s3_client("s3", max_workers=48)
     assert client.meta.endpoint_url == "http://127.0.0.1:9"
     assert client.meta.config.max_pool_connections == 48
     assert client.meta.config.retries["total_max_attempts"] == 6  # 5 retries
+
+
+def test_one_client_per_connection_and_pool_until_the_connection_changes(monkeypatch):
+    set_connection(monkeypatch, "s3", "aws", extra={"endpoint_url": "http://127.0.0.1:9"})
+    first = aws_connection.s3_client("s3", max_workers=16)
+    assert aws_connection.s3_client("s3", max_workers=16) is first
+    assert aws_connection.s3_client("s3", max_workers=32) is not first
+    set_connection(monkeypatch, "s3", "aws", extra={"endpoint_url": "http://127.0.0.1:10"})
+    moved = aws_connection.s3_client("s3", max_workers=16)
+    assert moved is not first
+    assert moved.meta.endpoint_url == "http://127.0.0.1:10"

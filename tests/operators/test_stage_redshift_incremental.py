@@ -14,6 +14,7 @@ from dev.sample_data import SampleSpec, generate
 from operators.stage_redshift import StageToRedshiftOperator
 from tests.fakes import apply_environment
 from tests.stack_support import (
+    connect,
     connection_environment,
     count_rows,
     fresh_bucket,
@@ -101,7 +102,35 @@ def test_nothing_changed_reads_nothing_and_keeps_the_rows(setup, caplog):
     before = rows()
     caplog.clear()
     songs().execute(CONTEXT)
-    assert "Incremental load: 0 new or changed, 0 removed, 40 unchanged object(s)" in caplog.text
+    # Seen before taking the song mirror's lock, so the run does not wait behind others.
+    assert "staging_songs already mirrors the 40 object(s) listed" in caplog.text
+    assert rows() == before
+
+
+def test_a_run_finding_the_mirror_current_never_waits_for_the_lock(setup):
+    """Runs overlap: while another run holds the song mirror's lock, a run with nothing
+    new to stage finishes at once instead of queueing behind it."""
+    import threading
+
+    from airflow.models.baseoperator import ExecutorSafeguard
+
+    songs().execute(CONTEXT)
+    before = rows()
+    done = threading.Event()
+
+    def stage_again() -> None:
+        ExecutorSafeguard._sentinel.callers = {}  # set up in the main thread only
+        songs().execute(CONTEXT)
+        done.set()
+
+    with connect(DB) as holder, holder.cursor() as cursor:
+        cursor.execute("LOCK TABLE staging_songs, staging_manifest IN EXCLUSIVE MODE")
+        worker = threading.Thread(target=stage_again)
+        worker.start()
+        finished = done.wait(timeout=60)
+        holder.rollback()
+    worker.join()
+    assert finished, "the load waited for the lock"
     assert rows() == before
 
 
