@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
 from botocore.response import StreamingBody
 
 from sparkify.config import AWS_CONN_ID, WAREHOUSE_CONN_ID
+from tests.include.copy_binary import SIGNATURE as COPY_BINARY_SIGNATURE
+from tests.include.copy_binary import parse_copy_binary as decode_copy_binary
 
 # ----------------------------------------------------------------------------- database
 
@@ -399,53 +400,23 @@ def parse_copy_text(data: bytes, ncolumns: int) -> list[tuple[str | None, ...]]:
 
 # ----------------------------------------------------------------------------- COPY binary
 
-COPY_BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\0"
-_POSTGRES_EPOCH = datetime(2000, 1, 1)
 
-
-def _binary_field(data_type: str, raw: bytes) -> str:
-    """One field of COPY's binary format as the text format would spell it."""
-    if data_type == "smallint":
-        return str(struct.unpack(">h", raw)[0])
-    if data_type == "integer":
-        return str(struct.unpack(">i", raw)[0])
-    if data_type == "bigint":
-        return str(struct.unpack(">q", raw)[0])
-    if data_type == "double precision":
-        return repr(struct.unpack(">d", raw)[0])
-    if data_type == "real":
-        return repr(struct.unpack(">f", raw)[0])
-    if data_type.startswith("timestamp"):
-        moment = _POSTGRES_EPOCH + timedelta(microseconds=struct.unpack(">q", raw)[0])
-        return moment.isoformat(sep=" ")
-    return raw.decode("utf-8")
+def _as_text(value: object) -> str | None:
+    """A decoded binary COPY field as COPY's text format spells it."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
 
 
 def parse_copy_binary(data: bytes, info: Sequence[tuple]) -> list[tuple[str | None, ...]]:
     """PostgreSQL's COPY binary format back into tuples of text (``None`` for NULL), for
     a table of ``info`` (information_schema rows: name, type, ...)."""
-    assert data.startswith(COPY_BINARY_SIGNATURE), "not COPY binary data"
-    position = len(COPY_BINARY_SIGNATURE) + 4  # flags
-    (extension,) = struct.unpack_from(">i", data, position)
-    position += 4 + extension
-    rows = []
-    while True:
-        (count,) = struct.unpack_from(">h", data, position)
-        position += 2
-        if count == -1:
-            assert position == len(data), "data after the COPY binary trailer"
-            return rows
-        assert count == len(info), f"{count} fields, expected {len(info)}"
-        row = []
-        for column in info:
-            (size,) = struct.unpack_from(">i", data, position)
-            position += 4
-            if size == -1:
-                row.append(None)
-                continue
-            row.append(_binary_field(column[1], data[position : position + size]))
-            position += size
-        rows.append(tuple(row))
+    rows = decode_copy_binary(data, [column[1] for column in info])
+    return [tuple(_as_text(value) for value in row) for row in rows]
 
 
 def parse_copy(data: bytes, info: Sequence[tuple]) -> list[tuple[str | None, ...]]:

@@ -30,6 +30,20 @@ def at(seconds: float) -> datetime:
     return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
 
 
+def metadata_db(folder, runs: list[tuple], tasks: list[tuple]):
+    """A SQLite file with the two tables of Airflow's metadata the benchmark reads:
+    ``runs`` as (run_id, execution_date, state), ``tasks`` as (run_id, task_id, start,
+    end), all of DAG sparkify_etl."""
+    database = folder / "airflow.db"
+    with closing(sqlite3.connect(database)) as conn:
+        conn.execute("CREATE TABLE dag_run (dag_id, run_id, execution_date, state)")
+        conn.execute("CREATE TABLE task_instance (dag_id, run_id, task_id, start_date, end_date)")
+        conn.executemany("INSERT INTO dag_run VALUES ('sparkify_etl', ?, ?, ?)", runs)
+        conn.executemany("INSERT INTO task_instance VALUES ('sparkify_etl', ?, ?, ?, ?)", tasks)
+        conn.commit()
+    return database
+
+
 def test_the_defaults_are_read_from_the_dag_as_written(tmp_path):
     source = tmp_path / "dag.py"
     source.write_text(DAG, encoding="utf-8")
@@ -89,23 +103,15 @@ def test_ranges_are_days_or_the_hours_of_the_days():
 
 
 def test_hourly_runs_are_told_apart_in_the_metadata(tmp_path):
-    database = tmp_path / "airflow.db"
-    with closing(sqlite3.connect(database)) as conn:
-        conn.execute("CREATE TABLE dag_run (dag_id, run_id, execution_date, state)")
-        conn.execute("CREATE TABLE task_instance (dag_id, run_id, task_id, start_date, end_date)")
-        conn.executemany(
-            "INSERT INTO dag_run VALUES ('sparkify_etl', ?, ?, ?)",
-            [("h0", "2018-11-02 00:00:00.000000", "success"),
-             ("h5", "2018-11-02 05:00:00.000000", "success"),
-             ("d3", "2018-11-03 00:00:00.000000", "success")],
-        )  # fmt: skip
-        conn.executemany(
-            "INSERT INTO task_instance VALUES ('sparkify_etl', ?, 'stage_events', ?, ?)",
-            [("h0", "2026-01-01 10:00:00.000000", "2026-01-01 10:00:02.000000"),
-             ("h5", "2026-01-01 10:00:01.000000", "2026-01-01 10:00:03.000000"),
-             ("d3", "2026-01-01 10:00:04.000000", "2026-01-01 10:00:05.000000")],
-        )  # fmt: skip
-        conn.commit()
+    database = metadata_db(
+        tmp_path,
+        [("h0", "2018-11-02 00:00:00.000000", "success"),
+         ("h5", "2018-11-02 05:00:00.000000", "success"),
+         ("d3", "2018-11-03 00:00:00.000000", "success")],
+        [("h0", "stage_events", "2026-01-01 10:00:00.000000", "2026-01-01 10:00:02.000000"),
+         ("h5", "stage_events", "2026-01-01 10:00:01.000000", "2026-01-01 10:00:03.000000"),
+         ("d3", "stage_events", "2026-01-01 10:00:04.000000", "2026-01-01 10:00:05.000000")],
+    )  # fmt: skip
     first, last = bench.backfill_range(date(2018, 11, 2), 1, "@hourly")
     states, times = bench.task_times(database, first, last, at(0))
     assert states == {"2018-11-02": "success", "2018-11-02T05:00": "success"}
@@ -222,3 +228,22 @@ def test_the_hourly_variant_takes_a_day_with_plays_in_every_hour(tmp_path):
     (logs / "2018-11-03-events.json").unlink()
     write(4, range(22))
     assert bench.hourly_day(tmp_path) == date(2018, 11, 4)  # else the most hours
+
+
+def test_task_durations_come_from_the_backfills_runs(tmp_path):
+    database = metadata_db(
+        tmp_path,
+        [("r1", "2018-11-01 00:00:00.000000", "success"),
+         ("r2", "2018-11-02 00:00:00.000000", "failed"),
+         ("r9", "2018-12-09 00:00:00.000000", "success")],
+        [("r1", "stage_events", "2026-01-01 10:00:00.000000", "2026-01-01 10:00:02.500000"),
+         ("r2", "stage_events", "2026-01-01 10:00:03.000000", "2026-01-01 10:00:04.000000"),
+         ("r2", "stage_songs", "2025-01-01 10:00:00.000000", "2025-01-01 10:00:09.000000"),
+         ("r9", "stage_events", "2026-01-01 10:00:05.000000", "2026-01-01 10:00:06.000000")],
+    )  # fmt: skip
+    states, durations = bench.task_durations(
+        database, date(2018, 11, 1), date(2018, 11, 30), datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    assert states == {"2018-11-01": "success", "2018-11-02": "failed"}
+    # r2's stage_songs started before the backfill: an older run's, not counted.
+    assert durations == [("2018-11-01", "stage_events", 2.5), ("2018-11-02", "stage_events", 1.0)]

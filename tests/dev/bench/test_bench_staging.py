@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import Counter
-from contextlib import closing
-from datetime import UTC, date, datetime
 
 import pytest
 
-from dev.bench.backfill import task_durations
 from dev.bench.bench_staging import Config, config_from_args, parse_args, run_benchmark
 from dev.bench.common import Dataset, GeneratorSpec, sample_keys
 
@@ -124,33 +120,6 @@ def test_samples_are_spread_over_the_keys():
     keys = [f"k{i:02}" for i in range(10)]
     assert sample_keys(keys, 5) == ["k00", "k02", "k04", "k06", "k08"]
     assert sample_keys(keys, 20) == keys
-
-
-def test_task_durations_come_from_the_backfills_runs(tmp_path):
-    database = tmp_path / "airflow.db"
-    with closing(sqlite3.connect(database)) as conn:
-        conn.execute("CREATE TABLE dag_run (dag_id, run_id, execution_date, state)")
-        conn.execute("CREATE TABLE task_instance (dag_id, run_id, task_id, start_date, end_date)")
-        conn.executemany(
-            "INSERT INTO dag_run VALUES ('sparkify_etl', ?, ?, ?)",
-            [("r1", "2018-11-01 00:00:00.000000", "success"),
-             ("r2", "2018-11-02 00:00:00.000000", "failed"),
-             ("r9", "2018-12-09 00:00:00.000000", "success")],
-        )  # fmt: skip
-        conn.executemany(
-            "INSERT INTO task_instance VALUES ('sparkify_etl', ?, ?, ?, ?)",
-            [("r1", "stage_events", "2026-01-01 10:00:00.000000", "2026-01-01 10:00:02.500000"),
-             ("r2", "stage_events", "2026-01-01 10:00:03.000000", "2026-01-01 10:00:04.000000"),
-             ("r2", "stage_songs", "2025-01-01 10:00:00.000000", "2025-01-01 10:00:09.000000"),
-             ("r9", "stage_events", "2026-01-01 10:00:05.000000", "2026-01-01 10:00:06.000000")],
-        )  # fmt: skip
-        conn.commit()
-    states, durations = task_durations(
-        database, date(2018, 11, 1), date(2018, 11, 30), datetime(2026, 1, 1, tzinfo=UTC)
-    )
-    assert states == {"2018-11-01": "success", "2018-11-02": "failed"}
-    # r2's stage_songs started before the backfill: an older run's, not counted.
-    assert durations == [("2018-11-01", "stage_events", 2.5), ("2018-11-02", "stage_events", 1.0)]
 
 
 # --------------------------------------------------------------------------- the floor (d)
