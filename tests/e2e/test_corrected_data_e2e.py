@@ -32,6 +32,7 @@ from tests.sql.test_star_schema_sql import (
     write_corrected_day,
 )
 from tests.stack_support import (
+    STAR_TABLE_KEYS,
     connection_environment,
     fresh_bucket,
     fresh_database,
@@ -48,14 +49,7 @@ FAILING_BUCKET = "sparkify-e2e-check-fails"  # and a day 4 holding a play of day
 LOG_KEY = "log_data/%Y/%m/%Y-%m-%d-events.json"
 DAYS = [datetime(2018, 11, d, tzinfo=UTC) for d in (1, 2, 3)]
 DAY4 = datetime(2018, 11, 4, tzinfo=UTC)
-TABLE_KEYS = {
-    "songplays": ["songplay_id"],
-    "users": ["user_id"],
-    "songs": ["song_id"],
-    "artists": ["artist_id"],
-    "time": ["start_time"],
-    "users_history": ["user_id", "last_play_at"],
-}
+TABLE_KEYS = {**STAR_TABLE_KEYS, "users_history": ["user_id", "last_play_at"]}
 EPOCH = datetime(1970, 1, 1)
 
 

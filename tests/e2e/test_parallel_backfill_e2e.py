@@ -35,7 +35,7 @@ from dev.bench.backfill import (
 )
 from dev.sample_data import SampleSpec, generate
 from sparkify.checks import STAR_TABLES, default_checks
-from tests.stack_support import fresh_bucket, table_rows, upload_folder
+from tests.stack_support import STAR_TABLE_KEYS, fresh_bucket, table_rows, upload_folder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stack]
 
@@ -47,13 +47,6 @@ HOURLY_DAY = date(2018, 11, 2)
 # ~700 plays a day: every hour of every day holds plays (an hourly run's checks want one).
 SPEC = SampleSpec(start=FIRST_DAY, days=DAYS, songs=120, events_per_day=(800, 900), seed=11)
 TASKS = 12  # sparkify_etl's tasks
-KEYS = {
-    "songplays": ["songplay_id"],
-    "users": ["user_id"],
-    "songs": ["song_id"],
-    "artists": ["artist_id"],
-    "time": ["start_time"],
-}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +76,7 @@ def run(tmp_path_factory, bucket: str, name: str, first, last, **kwargs) -> dict
 
 
 def star_tables(database: str) -> dict[str, list[tuple]]:
-    return {table: table_rows(database, table, KEYS[table]) for table in STAR_TABLES}
+    return {table: table_rows(database, table, STAR_TABLE_KEYS[table]) for table in STAR_TABLES}
 
 
 def assert_every_check_passed(result: dict, runs: int) -> None:

@@ -21,6 +21,7 @@ import pytest
 from dev.local_stack.run_pipeline import backfill_command, backfill_environment
 from dev.sample_data import SampleSpec, generate
 from tests.stack_support import (
+    STAR_TABLE_KEYS,
     connection_environment,
     count_rows,
     fresh_bucket,
@@ -38,13 +39,6 @@ S3_SECRET = "e2e-secret-Vq7Zt3Kp9"
 BACKFILL_OUTPUT: list[str] = []
 FIRST_DAY = date(2018, 11, 1)
 DAYS = [FIRST_DAY + timedelta(days=n) for n in range(3)]
-STAR_KEYS = {
-    "songplays": ["songplay_id"],
-    "users": ["user_id"],
-    "songs": ["song_id"],
-    "artists": ["artist_id"],
-    "time": ["start_time"],
-}
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +176,7 @@ def test_any_order_with_repeats_equals_one_pass(sample, airflow_env, one_pass):
     for day in (DAYS[2], DAYS[0], DAYS[1], DAYS[2], DAYS[0]):
         backfill(airflow_env, shuffled, day, day)
 
-    for table, key in STAR_KEYS.items():
+    for table, key in STAR_TABLE_KEYS.items():
         expected_rows = table_rows(one_pass, table, key)
         assert expected_rows, f"{table} is empty after one pass"
         assert table_rows(shuffled, table, key) == expected_rows, table
