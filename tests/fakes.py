@@ -425,3 +425,44 @@ def parse_copy(data: bytes, info: Sequence[tuple]) -> list[tuple[str | None, ...
     if data.startswith(COPY_BINARY_SIGNATURE):
         return parse_copy_binary(data, info)
     return parse_copy_text(data, len(info))
+
+
+# ----------------------------------------------------------------------------- staging tasks
+
+STAGING_BUCKET = "sparkify-test"
+
+
+def events_staging_operator(**kwargs: Any) -> Any:
+    """``stage_events`` as the DAG declares it (daily keys of the run's interval), on the
+    fake bucket and the connections ``aws_conn``/``warehouse``; ``kwargs`` override."""
+    from astro.files import File
+    from astro.table import Metadata, Table
+
+    from operators.stage_redshift import StageToRedshiftOperator
+    from sparkify.config import LOG_KEY_TEMPLATE
+
+    arguments = {
+        "task_id": "stage_events",
+        "input_file": File(f"s3://{STAGING_BUCKET}/log_data/", conn_id="aws_conn"),
+        "output_table": Table(
+            name="staging_events", conn_id="warehouse", metadata=Metadata(schema="public")
+        ),
+        "key_template": LOG_KEY_TEMPLATE,
+        **kwargs,
+    }
+    return StageToRedshiftOperator(**arguments)
+
+
+def songs_staging_operator(**kwargs: Any) -> Any:
+    """``stage_songs``: the whole song prefix into ``staging_songs``; ``kwargs`` override."""
+    from astro.files import File
+    from astro.table import Metadata, Table
+
+    return events_staging_operator(
+        input_file=File(f"s3://{STAGING_BUCKET}/song_data/", conn_id="aws_conn"),
+        output_table=Table(
+            name="staging_songs", conn_id="warehouse", metadata=Metadata(schema="public")
+        ),
+        key_template=None,
+        **kwargs,
+    )

@@ -21,10 +21,10 @@ from astro.sql import LoadFileOperator
 from astro.table import Metadata, Table
 
 from operators.stage_redshift import StageToRedshiftOperator
-from sparkify.config import LOG_KEY_TEMPLATE
 from sparkify.s3_objects import MissingObjectsError
 from sparkify.sql import read_sql
 from tests.fakes import (
+    STAGING_BUCKET,
     STAGING_EVENTS_INFO,
     STAGING_SONGS_INFO,
     FakeConnection,
@@ -36,8 +36,10 @@ from tests.fakes import (
     record_connection_lookups,
     set_connection,
 )
+from tests.fakes import events_staging_operator as make_operator
+from tests.fakes import songs_staging_operator as songs_operator
 
-BUCKET = "sparkify-test"
+BUCKET = STAGING_BUCKET
 ROLE = "arn:aws:iam::123456789012:role/sparkifySecretRole"
 DAY1 = "log_data/2018/11/2018-11-05-events.json"
 DAY2 = "log_data/2018/11/2018-11-06-events.json"
@@ -84,19 +86,6 @@ def context(start: pendulum.DateTime = NOV5, days: int = 2) -> dict:
         "data_interval_end": start.add(days=days),
         "run_id": RUN_ID,
     }
-
-
-def make_operator(**kwargs) -> StageToRedshiftOperator:
-    arguments = {
-        "task_id": "stage_events",
-        "input_file": File(f"s3://{BUCKET}/log_data/", conn_id="aws_conn"),
-        "output_table": Table(
-            name="staging_events", conn_id="warehouse", metadata=Metadata(schema="public")
-        ),
-        "key_template": LOG_KEY_TEMPLATE,
-        **kwargs,
-    }
-    return StageToRedshiftOperator(**arguments)
 
 
 def s3(objects: dict[str, bytes]) -> FakeS3Client:
@@ -316,17 +305,6 @@ def test_plan_keys_empty_prefix_raises():
 
 # ----------------------------------------------------------------------------- both paths
 # (the Redshift path's own tests: test_stage_redshift_redshift_path.py)
-
-
-def songs_operator(**kwargs) -> StageToRedshiftOperator:
-    return make_operator(
-        input_file=File(f"s3://{BUCKET}/song_data/", conn_id="aws_conn"),
-        output_table=Table(
-            name="staging_songs", conn_id="warehouse", metadata=Metadata(schema="public")
-        ),
-        key_template=None,
-        **kwargs,
-    )
 
 
 def test_incremental_runs_on_postgres():

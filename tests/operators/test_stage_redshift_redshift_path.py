@@ -11,14 +11,12 @@ from typing import Any
 import pendulum
 import pytest
 from airflow.exceptions import AirflowException
-from astro.files import File
-from astro.table import Metadata, Table
 from botocore.credentials import ReadOnlyCredentials
 
 from operators.stage_redshift import StageToRedshiftOperator
-from sparkify.config import LOG_KEY_TEMPLATE
 from sparkify.sql import read_sql
 from tests.fakes import (
+    STAGING_BUCKET,
     STAGING_EVENTS_INFO,
     STAGING_SONGS_INFO,
     FakeConnection,
@@ -29,8 +27,10 @@ from tests.fakes import (
     record_connection_lookups,
     set_connection,
 )
+from tests.fakes import events_staging_operator as events_operator
+from tests.fakes import songs_staging_operator as songs_operator
 
-BUCKET = "sparkify-test"
+BUCKET = STAGING_BUCKET
 ROLE = "arn:aws:iam::123456789012:role/sparkifySecretRole"
 DAY1 = "log_data/2018/11/2018-11-05-events.json"
 DAY2 = "log_data/2018/11/2018-11-06-events.json"
@@ -50,30 +50,6 @@ NOV5 = pendulum.datetime(2018, 11, 5, tz="UTC")
 
 def context(days: int = 2) -> dict:
     return {"data_interval_start": NOV5, "data_interval_end": NOV5.add(days=days), "run_id": RUN_ID}
-
-
-def events_operator(**kwargs: Any) -> StageToRedshiftOperator:
-    arguments = {
-        "task_id": "stage_events",
-        "input_file": File(f"s3://{BUCKET}/log_data/", conn_id="aws_conn"),
-        "output_table": Table(
-            name="staging_events", conn_id="warehouse", metadata=Metadata(schema="public")
-        ),
-        "key_template": LOG_KEY_TEMPLATE,
-        **kwargs,
-    }
-    return StageToRedshiftOperator(**arguments)
-
-
-def songs_operator(**kwargs: Any) -> StageToRedshiftOperator:
-    return events_operator(
-        input_file=File(f"s3://{BUCKET}/song_data/", conn_id="aws_conn"),
-        output_table=Table(
-            name="staging_songs", conn_id="warehouse", metadata=Metadata(schema="public")
-        ),
-        key_template=None,
-        **kwargs,
-    )
 
 
 class Redshift:
