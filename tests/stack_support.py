@@ -41,7 +41,18 @@ def fresh_database(name: str, with_tables: bool = True) -> str:
     admin = psycopg2.connect(dsn("sparkify"))
     admin.autocommit = True
     with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {identifier(name)} WITH (FORCE)")
+        try:
+            cursor.execute(f"DROP DATABASE IF EXISTS {identifier(name)} WITH (FORCE)")
+        except psycopg2.errors.InsufficientPrivilege:
+            # An autovacuum worker (the superuser's, not ours to end) is in the database,
+            # and FORCE then ends nobody. End our own sessions; a plain DROP asks
+            # autovacuum to leave.
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND usename = current_user AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            cursor.execute(f"DROP DATABASE IF EXISTS {identifier(name)}")
         cursor.execute(f"CREATE DATABASE {identifier(name)} OWNER {PG_USER}")
     admin.close()
     if with_tables:
