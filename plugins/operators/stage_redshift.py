@@ -224,7 +224,7 @@ class StageToRedshiftOperator(LoadFileOperator):
             locked = self._written_tables(partitioned)
             if locked:
                 cursor.execute(sql.lock_tables(locked, self.dialect))
-            self._declared_columns(cursor)
+            columns = self._declared_columns(cursor)
             if listed is not None:
                 keys, forgotten = self._forget_stale_objects(cursor, table, listed)
             elif partitioned:
@@ -238,7 +238,7 @@ class StageToRedshiftOperator(LoadFileOperator):
             elif self.dialect == "redshift":
                 rows = self._copy_on_redshift(cursor, table, client, bucket, keys, run_id)
             else:
-                rows = self._copy_on_postgres(cursor, table, client, bucket, keys, run_id)
+                rows = self._copy_on_postgres(cursor, table, columns, client, bucket, keys, run_id)
             if listed is not None:
                 manifest.record(
                     cursor, sql.qualified(self.schema, self.manifest_table),
@@ -336,13 +336,19 @@ class StageToRedshiftOperator(LoadFileOperator):
     # ------------------------------------------------------------------ copying
 
     def _copy_on_postgres(
-        self, cursor: Any, table: str, client: Any, bucket: str, keys: list[str], run_id: str
+        self,
+        cursor: Any,
+        table: str,
+        columns: list,
+        client: Any,
+        bucket: str,
+        keys: list[str],
+        run_id: str,
     ) -> int:
         from sparkify import json_copy
         from sparkify.staging_rejects import RejectCollector, StagingError
 
         name = self.output_table.name
-        columns = self._declared_columns(cursor)
         constants = {}
         if staging_tables.is_run_partitioned(columns):
             constants = {

@@ -400,9 +400,8 @@ def test_postgres_streams_every_line_into_one_copy(monkeypatch, caplog):
     assert stale["run_id"] == RUN_ID
     assert stale["stale_before"] < datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=23)
     assert cursor.executed[2:] == [
-        columns_read,
+        columns_read,  # once per transaction: the load's COPY takes these columns
         RUN_ROWS,
-        columns_read,
         DELETE_REJECTS,  # this run's earlier rejects, none new
         DELETE_COUNTS,  # this run's earlier counts, of any object (not other runs')
     ]
@@ -484,7 +483,7 @@ def test_postgres_rejects_within_the_limit_are_recorded_and_the_rest_loads(monke
     cursor = conn.cursor_obj
     rows = parse_copy(cursor.copied, STAGING_EVENTS)
     assert sorted(r[12] for r in rows) == ["139", "2", "3"]  # session ids of the good rows
-    assert cursor.executed[5] == DELETE_REJECTS
+    assert cursor.executed[4] == DELETE_REJECTS
     (statement, recorded), _counts = cursor.executemany_calls
     assert statement == (
         f"INSERT INTO {REJECTS} "
