@@ -50,3 +50,24 @@ def test_one_client_per_connection_and_pool_until_the_connection_changes(monkeyp
     moved = aws_connection.s3_client("s3", max_workers=16)
     assert moved is not first
     assert moved.meta.endpoint_url == "http://127.0.0.1:10"
+
+
+def test_the_s3_client_takes_the_connections_keys_without_walking_the_stack(monkeypatch):
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsGenericHook
+
+    walks: list[str] = []  # the hook swallows errors of this lookup: record, don't raise
+    monkeypatch.setattr(AwsGenericHook, "_find_operator_class_name", staticmethod(walks.append))
+    set_connection(
+        monkeypatch, "s3", "aws", login="stack-test-key", password="stack-test-secret",
+        extra={"service_config": {"s3": {"endpoint_url": "http://127.0.0.1:11"}},
+               "region_name": "eu-west-1"},
+    )  # fmt: skip
+    client = aws_connection.s3_client("s3", max_workers=8)
+    assert client.meta.endpoint_url == "http://127.0.0.1:11"
+    assert client.meta.region_name == "eu-west-1"
+    credentials = client._request_signer._credentials.get_frozen_credentials()
+    assert (credentials.access_key, credentials.secret_key) == (
+        "stack-test-key",
+        "stack-test-secret",
+    )
+    assert walks == []  # no inspect.stack() of every frame's source

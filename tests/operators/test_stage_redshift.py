@@ -234,12 +234,15 @@ def test_template_fields_render_the_file_the_table_and_the_key_template():
 
 
 def test_s3_client_uses_the_files_connection(monkeypatch):
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from tests.fakes import set_connection
 
-    monkeypatch.setattr(S3Hook, "get_conn", lambda self: ("client", self.aws_conn_id, self._config))
-    name, conn_id, config = make_operator(max_workers=64)._s3_client()
-    assert (name, conn_id) == ("client", "aws_conn")
-    assert config.max_pool_connections == 64
+    set_connection(
+        monkeypatch, "aws_conn", "aws", login="files-conn-key", password="files-conn-secret",
+        extra={"endpoint_url": "http://127.0.0.1:12", "region_name": "us-east-1"},
+    )  # fmt: skip
+    client = make_operator(max_workers=64)._s3_client()
+    assert client.meta.endpoint_url == "http://127.0.0.1:12"
+    assert client.meta.config.max_pool_connections == 64
 
 
 # ----------------------------------------------------------------------------- planning
