@@ -17,7 +17,7 @@ from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
-from operator import attrgetter, eq, floordiv, itemgetter, methodcaller
+from operator import add, attrgetter, eq, floordiv, itemgetter
 from typing import Annotated, Any
 
 import msgspec
@@ -49,11 +49,10 @@ PG_TYPES = {
 # A JSON key no record of the layout holds, for a column the layout lacks (NULL).
 _ABSENT = "sparkify: no such key in this layout ({})"
 _NUL = b"\\u0000"
-# An object's plays: one string per distinct play, its UTC hour number and identity
-# values as text joined by NUL, which no staged text holds (they are refused), so
-# distinct plays stay distinct. One short string a play keeps the tally small.
-Plays = set[str]
-_SEP = "\x00"
+# An object's plays: one tuple per distinct play, its UTC hour number and its identity
+# values. Both paths give a column's values the same Python type (``int`` for integers,
+# ``str`` for text; numbers compare by value), so the same play is the same tuple.
+Plays = set[tuple]
 
 
 @dataclass
@@ -76,9 +75,12 @@ def binary_types(columns: Sequence[Column]) -> list[str] | None:
 class _Layout:
     """A msgspec decoder of one key layout for one object, and its rows in table order.
 
-    Every column is a field of the struct, in table order: a column the layout has is
-    read from its key; one it lacks, ``source_key`` and the constants are fields no JSON
-    key names, holding their value by default. Keys no column takes are skipped unparsed.
+    A column the layout has is a field of the struct, read from its key. When the columns
+    it lacks are ``source_key`` and the constants, all after the JSON's (the staging
+    tables' shape), their values are appended to each row as one tuple (``suffix``).
+    Otherwise every column is a field, in table order, and the ones the layout lacks are
+    fields no JSON key is expected to name (``absent``: a chunk naming one goes the exact
+    way), holding their value by default. Keys no column takes are skipped unparsed.
     """
 
     def __init__(self, keys: tuple[str, ...], encoder: ChunkEncoder, tail: dict) -> None:
@@ -86,7 +88,14 @@ class _Layout:
         fields: list[tuple] = []
         self.absent: list[bytes] = []
         self.usable = True
-        for n, column in enumerate(encoder.columns):
+        read = [None if c.name in tail else by_lower.get(c.name) for c in encoder.columns]
+        lead = next((n for n, key in enumerate(read) if key is None), len(read))
+        trailing = encoder.columns[lead:]
+        self.suffix: tuple | None = None
+        if lead and trailing and all(c.name in tail for c in trailing):
+            self.suffix = tuple(tail[c.name] for c in trailing)
+        width = lead if self.suffix is not None else len(encoder.columns)
+        for n, column in enumerate(encoder.columns[:width]):
             attr = f"c{n}"
             key = None if column.name in tail else by_lower.get(column.name)
             if key is not None:
@@ -108,9 +117,14 @@ class _Layout:
             "Record", fields, forbid_unknown_fields=True, gc=False, kw_only=True
         )
         self.decoder = msgspec.json.Decoder(struct)
-        attrs = [f"c{n}" for n in range(len(encoder.columns))]
-        self.row = attrgetter(*attrs) if len(attrs) > 1 else _single(attrs[0])
-        self.column = [attrgetter(a) for a in attrs]
+        attrs = [f"c{n}" for n in range(width)]
+        self.values = attrgetter(*attrs) if len(attrs) > 1 else _single(attrs[0])
+
+    def rows(self, records: list) -> list[tuple]:
+        """The records' rows, in table order."""
+        if self.suffix is None:
+            return list(map(self.values, records))
+        return list(map(add, map(self.values, records), repeat(self.suffix)))
 
 
 def _single(attr: str) -> Any:
@@ -250,33 +264,34 @@ class ChunkEncoder:
         layout = self._layout(key, data)
         if layout is None:
             return None
-        if _NUL in data or any(name in data for name in layout.absent):
+        escaped = b"\\u" in data  # a NUL can only come escaped (JSON forbids it raw)
+        if (escaped and _NUL in data) or any(name in data for name in layout.absent):
             return None
         try:
-            records = layout.decoder.decode_lines(data)
+            rows = layout.rows(layout.decoder.decode_lines(data))
         except (msgspec.ValidationError, msgspec.DecodeError):
             return None
-        cache: dict[int, list] = {}
+        columns: list[tuple] = []
 
-        def get(at: int) -> list:
-            values = cache.get(at)
-            if values is None:
-                values = cache[at] = list(map(layout.column[at], records))
-            return values
+        def get(at: int) -> tuple:
+            if not columns:  # the rows turned into columns once, in C, when first asked
+                columns.extend(zip(*rows, strict=True))
+            return columns[at]
 
         # ASCII without escapes decodes to ASCII: msgspec's length in characters is bytes.
-        if not (data.isascii() and b"\\u" not in data) and not self._texts_fit(get):
+        if not (data.isascii() and not escaped) and not self._texts_fit(get):
             return None
         if self._rules is not None and not self._rules(get):
             return None
-        return list(map(layout.row, records)), get
+        return rows, get
 
     def _texts_fit(self, get: Any) -> bool:
         """Whether every text fits its column in bytes of UTF-8."""
         for at, column in self._texts:
-            values = list(filter(None, get(at)))
-            if not values or max(map(len, values)) * 4 <= column.max_length:
+            longest = max(map(len, filter(None, get(at))), default=0)
+            if longest * 4 <= column.max_length:  # 4 bytes a character at most
                 continue
+            values = list(filter(None, get(at)))
             if "".join(values).isascii():
                 continue
             try:
@@ -296,23 +311,11 @@ class ChunkEncoder:
             ids = [list(compress(c, selected)) for c in ids]
         if None in ts or (ts and min(ts) < 0):
             keep = [ms is not None for ms in ts]
-            hours = [str(_hour(ms)) for ms in compress(ts, keep)]
+            hours: Any = [_hour(ms) for ms in compress(ts, keep)]
             ids = [list(compress(c, keep)) for c in ids]
         else:
-            hours = map(str, map(floordiv, ts, repeat(HOUR_MS)))
-        texts = [self._as_text(n, values) for n, values in zip(identity, ids, strict=True)]
-        return set(map(_SEP.join, zip(hours, *texts, strict=True)))
-
-    def _as_text(self, at: int, values: list) -> Any:
-        """An identity column's values as text, the same whichever path decoded them."""
-        kind = self.columns[at].data_type
-        if None in values:  # "\\x00N" marks a null: no text holds a NUL
-            return [_SEP + "N" if v is None else self._as_text(at, [v])[0] for v in values]
-        if kind in TEXT_TYPES:
-            return values
-        if kind in FLOAT_TYPES:
-            return list(map(repr, map(float, values)))
-        return list(map(str, values))
+            hours = map(floordiv, ts, repeat(HOUR_MS))
+        return set(zip(hours, *ids, strict=True))
 
     def _exact(self, key: str, first_line: int, lines: Sequence[bytes]) -> Chunk:
         rows, rejects = [], []
@@ -387,5 +390,4 @@ def _compile_rules(rules: TableRules, at: Mapping[str, int]) -> _Rules:
 
 def hourly_counts(plays: Plays) -> dict[int, int]:
     """Distinct plays per hour number of one object's plays."""
-    counts = Counter(map(itemgetter(0), map(methodcaller("partition", _SEP), plays)))
-    return {int(hour): count for hour, count in sorted(counts.items(), key=lambda c: int(c[0]))}
+    return dict(sorted(Counter(map(itemgetter(0), plays)).items()))

@@ -1,7 +1,8 @@
 """Stage JSON objects from S3 into a PostgreSQL table: concurrent GETs, one binary COPY.
 
-The staging path for PostgreSQL. Objects are fetched by a bounded pool of threads and
-cut into chunks of lines (a file holds one JSON object per line; a song file holds one).
+The staging path for PostgreSQL. Objects are fetched by a bounded pool of threads as
+blocks of whole lines (a file holds one JSON object per line; a song file holds one),
+gathered into chunks of at least ``CHUNK_LINES`` lines.
 Each chunk is decoded, checked and formatted as rows of COPY's binary format by
 ``sparkify.json_batch`` (which applies the table's staging rules and collects its plays),
 in this process or, when asked (``processes``), also in child processes
@@ -22,7 +23,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 from sparkify.json_batch import FAST_LINES, Chunk, ChunkEncoder, Plays, hourly_counts
@@ -33,7 +33,7 @@ from sparkify.staging_rules import TableRules
 # Bytes of COPY data handed to the database at a time, and how many pieces may wait.
 CHUNK_BYTES = 1 << 20
 QUEUE_CHUNKS = 16
-# Lines encoded at a time: ~100 KB of events, below the allocator's mmap threshold.
+# Lines encoded at least at a time (a chunk is whole blocks of the reader's: ~128 KB).
 CHUNK_LINES = 200
 # Objects read at once past their first chunk, per encoding process (a big object's
 # plays are held until its end).
@@ -91,7 +91,9 @@ def copy_objects(
     :param table_sql: the validated, quoted target table.
     :param columns: its columns (``staging_tables.table_columns``).
     :param keys: the objects to load.
-    :param read_lines: fetches one object and yields its lines (runs in worker threads).
+    :param read_lines: fetches one object and yields it as blocks of whole lines, each
+        one or more lines joined by ``\n`` (``s3_objects.line_blocks``; a single line is
+        a block); runs in worker threads.
     :param max_workers: objects fetched at once.
     :param rejects: where bad records go (see above).
     :param rules: the table's staging rules; when they count plays, the result has them.
@@ -199,22 +201,27 @@ class _Load:
     def _fetch(self, key: str) -> None:
         if self.stop.is_set():
             return
-        lines = iter(self.read_lines(key))
         first_line = 1
-        batch = list(islice(lines, CHUNK_LINES))  # taken in C, not a line at a time
+        blocks: list[bytes] = []
+        lines = 0  # in blocks
         held = False
         try:
-            while len(batch) == CHUNK_LINES:
-                if not self._put(("chunk", key, first_line, batch, False)):
+            for block in self.read_lines(key):
+                blocks.append(block)
+                lines += block.count(b"\n") + 1
+                if lines < CHUNK_LINES:
+                    continue
+                chunk = blocks[0] if len(blocks) == 1 else b"\n".join(blocks)
+                if not self._put(("chunk", key, first_line, chunk, lines, False)):
                     return
-                first_line += len(batch)
+                first_line += lines
+                blocks, lines = [], 0
                 if not held:  # a big object: few at a time, its plays are held to its end
                     while not self.big.acquire(timeout=0.1):
                         if self.stop.is_set():
                             return
                     held = True
-                batch = list(islice(lines, CHUNK_LINES))
-            self._put(("chunk", key, first_line, batch, True))
+            self._put(("chunk", key, first_line, b"\n".join(blocks), lines, True))
         finally:
             if held:
                 self.big.release()
@@ -258,7 +265,7 @@ class _Load:
                 yield from self._deliver(key, number, last, future.result())
         yield _BINARY_TRAILER
 
-    def _route(self, key: str, first_line: int, lines: list[bytes], last: bool) -> list[bytes]:
+    def _route(self, key: str, first_line: int, data: bytes, lines: int, last: bool) -> list[bytes]:
         """Hand a chunk to a worker with room for it, or encode it here."""
         self.slots.release()
         state = self._objects.get(key)
@@ -266,21 +273,22 @@ class _Load:
             state = self._objects[key] = _ObjectState()
         number = state.assigned
         state.assigned += 1
-        if self.spawn.count and len(lines) >= FAST_LINES:
-            self._routed += sum(map(len, lines))
+        if self.spawn.count and lines >= FAST_LINES:
+            self._routed += len(data)
             if not self.workers and self._routed >= WORKER_START_BYTES:
                 self.workers = self.spawn.start()
-        if len(lines) >= FAST_LINES and self._in_flight < WORKER_DEPTH * len(self.workers):
+        if lines >= FAST_LINES and self._in_flight < WORKER_DEPTH * len(self.workers):
             worker = min(self.workers, key=lambda w: w.outstanding)
             self._in_flight += 1
-            future = worker.submit(key, first_line, b"\n".join(lines))
+            future = worker.submit(key, first_line, data)
             future.add_done_callback(
                 lambda done: self.inbox.put(
                     (0, next(self._order), ("encoded", key, number, last, done))
                 )
             )
             return []
-        return self._deliver(key, number, last, self.encoder.encode(key, first_line, lines))
+        chunk = self.encoder.encode(key, first_line, None, data)
+        return self._deliver(key, number, last, chunk)
 
     def _deliver(self, key: str, number: int, last: bool, chunk: Chunk) -> list[bytes]:
         """The data of the object's chunks that are now next in order (rows stay in order)."""

@@ -16,7 +16,7 @@ from sparkify.s3_objects import (
     MissingObjectsError,
     existing_keys,
     interval_keys,
-    line_reader,
+    line_blocks,
     list_etags,
     parse_s3_url,
 )
@@ -359,7 +359,7 @@ class StageToRedshiftOperator(LoadFileOperator):
         rules = staging_rules.rules_for(name)
         try:
             result = json_copy.copy_objects(
-                cursor, table, columns, keys, line_reader(client, bucket), self.max_workers,
+                cursor, table, columns, keys, line_blocks(client, bucket), self.max_workers,
                 rejects=rejects, rules=rules, constants=constants,
             )  # fmt: skip
         except StagingError as exc:

@@ -22,7 +22,7 @@ import pytest
 from sparkify import json_copy
 from sparkify.json_copy import CHUNK_BYTES, LoadResult, copy_objects
 from sparkify.json_encode import Column
-from sparkify.s3_objects import line_reader
+from sparkify.s3_objects import line_blocks
 from sparkify.sql import read_sql
 from sparkify.staging_rejects import RejectCollector, StagingError, TooManyRejectsError
 from sparkify.staging_tables import table_columns
@@ -205,7 +205,7 @@ def copy(
 ) -> dict:
     """copy_objects over ``objects`` (read through a fake S3 client) under a timeout."""
     keys = list(objects) if keys is None else list(keys)
-    read = read_lines or line_reader(FakeS3Client({BUCKET: objects}), BUCKET)
+    read = read_lines or line_blocks(FakeS3Client({BUCKET: objects}), BUCKET)
     options = {"max_workers": max_workers, "rejects": rejects, "constants": constants}
     start_bytes = json_copy.WORKER_START_BYTES
     json_copy.WORKER_START_BYTES = 0  # the child starts at once, however small the test
@@ -307,7 +307,7 @@ def test_malformed_object_raises_staging_error_naming_it():
 def test_an_error_reading_an_object_propagates_unchanged():
     objects = make_objects(random.Random(5), count=50, lines=(1, 5))
     client = FakeS3Client({BUCKET: objects})
-    read = line_reader(client, BUCKET)
+    read = line_blocks(client, BUCKET)
     failure = ConnectionError("read timeout on log_data/2018/11/0010.json")
 
     def read_lines(key: str):

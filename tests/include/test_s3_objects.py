@@ -13,7 +13,7 @@ from sparkify.s3_objects import (
     days_in_interval,
     existing_keys,
     interval_keys,
-    line_reader,
+    line_blocks,
     list_keys,
     parse_s3_url,
 )
@@ -225,33 +225,42 @@ def test_list_and_existing_keys_against_moto(monkeypatch):
             ["log_data/2018/11/2018-11-02-events.json"],
             ["log_data/2018/11/2018-11-03-events.json"],
         )
-        read = line_reader(client, BUCKET)
-        assert list(read("song_data/A/B/TRAB.json")) == [b'{"a": 1}', b'{"a": 2}']
+        read = line_blocks(client, BUCKET)
+        assert list(read("song_data/A/B/TRAB.json")) == [b'{"a": 1}\n{"a": 2}']
 
 
 # ----------------------------------------------------------------------------- line streams
 
 
-def test_line_reader_yields_lines_across_chunk_boundaries_and_closes_the_body():
+def lines_of(blocks) -> list[bytes]:
+    return [line for block in blocks for line in block.split(b"\n")]
+
+
+def test_line_blocks_hold_whole_lines_across_piece_boundaries_and_close_the_body():
     data = b'{"n": 1}\n{"n": 22}\n\n{"text": "caf\xc3\xa9"}\n{"n": 4}'
-    client = FakeS3Client({BUCKET: {"k.json": data}})
-    read = line_reader(client, BUCKET, chunk_size=3)
-    assert list(read("k.json")) == [
-        b'{"n": 1}',
-        b'{"n": 22}',
-        b"",
-        b'{"text": "caf\xc3\xa9"}',
-        b'{"n": 4}',
-    ]
-    assert client.get_calls == ["k.json"]
-    assert client.bodies[0].was_closed
+    lines = [b'{"n": 1}', b'{"n": 22}', b"", b'{"text": "caf\xc3\xa9"}', b'{"n": 4}']
+    for chunk_size in (1, 3, 10, 1 << 17):
+        client = FakeS3Client({BUCKET: {"k.json": data}})
+        blocks = list(line_blocks(client, BUCKET, chunk_size=chunk_size)("k.json"))
+        assert lines_of(blocks) == lines, chunk_size
+        assert client.get_calls == ["k.json"]
+        assert client.bodies[0].was_closed
+    # a piece holding several line ends gives one block, not one per line
+    whole = line_blocks(FakeS3Client({BUCKET: {"k.json": data}}), BUCKET, chunk_size=1 << 17)
+    assert list(whole("k.json")) == [data.rsplit(b"\n", 1)[0], b'{"n": 4}']
 
 
-def test_line_reader_closes_the_body_when_the_consumer_stops_early():
+def test_line_blocks_of_an_object_ending_in_a_newline_add_no_blank_line():
+    client = FakeS3Client({BUCKET: {"k.json": b'{"a": 1}\n{"a": 2}\n'}})
+    blocks = line_blocks(client, BUCKET, chunk_size=4)("k.json")
+    assert lines_of(blocks) == [b'{"a": 1}', b'{"a": 2}']
+
+
+def test_line_blocks_close_the_body_when_the_consumer_stops_early():
     client = FakeS3Client({BUCKET: {"k.json": b"1\n2\n3\n"}})
-    lines = line_reader(client, BUCKET)("k.json")
-    assert next(lines) == b"1"
-    lines.close()
+    blocks = line_blocks(client, BUCKET, chunk_size=2)("k.json")
+    assert next(blocks) == b"1"
+    blocks.close()
     assert client.bodies[0].was_closed
 
 
