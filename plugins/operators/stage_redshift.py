@@ -16,7 +16,6 @@ from sparkify.s3_objects import (
     MissingObjectsError,
     existing_keys,
     interval_keys,
-    line_blocks,
     list_etags,
     parse_s3_url,
 )
@@ -345,32 +344,26 @@ class StageToRedshiftOperator(LoadFileOperator):
         keys: list[str],
         run_id: str,
     ) -> int:
-        from sparkify import json_copy
-        from sparkify.staging_rejects import RejectCollector, StagingError
+        from sparkify import postgres_staging
+        from sparkify.staging_rejects import StagingError
 
-        name = self.output_table.name
-        constants = {}
-        if staging_tables.is_run_partitioned(columns):
-            constants = {
-                staging_tables.RUN_COLUMN: run_id,
-                staging_tables.STAGED_AT_COLUMN: staging_tables.utc_now(),
-            }
-        rejects = RejectCollector(self.max_rejects)
-        rules = staging_rules.rules_for(name)
+        settings = postgres_staging.PostgresStaging(
+            schema=self.schema,
+            table_name=self.output_table.name,
+            bucket=bucket,
+            run_id=run_id,
+            max_workers=self.max_workers,
+            max_rejects=self.max_rejects,
+            counts_table=self.counts_table,
+        )
         try:
-            result = json_copy.copy_objects(
-                cursor, table, columns, keys, line_blocks(client, bucket), self.max_workers,
-                rejects=rejects, rules=rules, constants=constants,
-            )  # fmt: skip
+            load = postgres_staging.stage(cursor, client, settings, columns, keys)
         except StagingError as exc:
             raise AirflowException(
                 f"staging s3://{bucket}/ into {table} failed, nothing was loaded: {exc}"
             ) from exc
-        self._record_rejects(cursor, run_id, rejects.rejects)
-        if rules is not None and rules.plays is not None:
-            counts_table = sql.qualified(self.schema, self.counts_table)
-            staging_tables.record_counts(cursor, counts_table, name, run_id, keys, result.plays)
-        return result.rows
+        self._record_rejects(cursor, run_id, load.rejects)
+        return load.rows
 
     def _record_rejects(self, cursor: Any, run_id: str, rejects: list) -> None:
         """Replace this run's rejects for this table (a re-run does not pile them up)."""

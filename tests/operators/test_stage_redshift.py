@@ -405,8 +405,8 @@ def test_postgres_streams_every_line_into_one_copy(monkeypatch, caplog):
     assert cursor.executed[2:] == [
         columns_read,  # once per transaction: the load's COPY takes these columns
         RUN_ROWS,
-        DELETE_REJECTS,  # this run's earlier rejects, none new
         DELETE_COUNTS,  # this run's earlier counts, of any object (not other runs')
+        DELETE_REJECTS,  # this run's earlier rejects, none new
     ]
     assert not [s for s in cursor.statements if s.startswith(("LOCK", "TRUNCATE"))]
     assert conn.events == ["commit", "close", "commit", "close"]
@@ -486,8 +486,8 @@ def test_postgres_rejects_within_the_limit_are_recorded_and_the_rest_loads(monke
     cursor = conn.cursor_obj
     rows = parse_copy(cursor.copied, STAGING_EVENTS)
     assert sorted(r[12] for r in rows) == ["139", "2", "3"]  # session ids of the good rows
-    assert cursor.executed[4] == DELETE_REJECTS
-    (statement, recorded), _counts = cursor.executemany_calls
+    assert cursor.executed[5] == DELETE_REJECTS  # after the counts' DELETE
+    _counts, (statement, recorded) = cursor.executemany_calls
     assert statement == (
         f"INSERT INTO {REJECTS} "
         "(run_id, table_name, source_key, line_number, reason, raw_line, rejected_at) "
