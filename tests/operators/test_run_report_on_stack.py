@@ -324,7 +324,7 @@ def test_an_unreachable_warehouse_is_noted_in_the_report(warehouse, tmp_path, mo
     monkeypatch.setenv(
         "AIRFLOW_CONN_REDSHIFT",
         json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": port,
-                    "login": "sparkify", "password": "sparkify", "schema": DB}),
+                    "login": "sparkify", "password": "unreachable-dw-password", "schema": DB}),
     )  # fmt: skip
     urls = report(tmp_path, before(songplays=1)).execute(context())
     markdown = read_text(urls["markdown"])
@@ -388,7 +388,7 @@ def test_a_failed_run_gets_its_report_in_s3_even_without_the_warehouse(
     monkeypatch.setenv(
         "AIRFLOW_CONN_REDSHIFT",
         json.dumps({"conn_type": "postgres", "host": "127.0.0.1", "port": port,
-                    "login": "sparkify", "password": "sparkify", "schema": DB}),
+                    "login": "sparkify", "password": "unreachable-dw-password", "schema": DB}),
     )  # fmt: skip
     ctx = context()
     ctx["dag_run"].get_task_instances = lambda: [

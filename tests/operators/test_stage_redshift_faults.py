@@ -176,7 +176,7 @@ def test_unreachable_warehouse_names_the_connection(bucket, use_connections, mon
     monkeypatch.setenv(
         "AIRFLOW_CONN_REDSHIFT",
         f'{{"conn_type": "postgres", "host": "127.0.0.1", "port": {free_port()}, '
-        '"login": "sparkify", "password": "sparkify", "schema": "sparkify"}',
+        '"login": "sparkify", "password": "unreachable-warehouse-password", "schema": "sparkify"}',
     )
     with pytest.raises(
         WarehouseError,
