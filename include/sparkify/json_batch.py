@@ -17,7 +17,7 @@ from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
-from operator import add, attrgetter, eq, floordiv, itemgetter
+from operator import add, attrgetter, eq, floordiv, itemgetter, methodcaller
 from typing import Annotated, Any
 
 import msgspec
@@ -49,10 +49,13 @@ PG_TYPES = {
 # A JSON key no record of the layout holds, for a column the layout lacks (NULL).
 _ABSENT = "sparkify: no such key in this layout ({})"
 _NUL = b"\\u0000"
-# An object's plays: one tuple per distinct play, its UTC hour number and its identity
-# values. Both paths give a column's values the same Python type (``int`` for integers,
-# ``str`` for text; numbers compare by value), so the same play is the same tuple.
-Plays = set[tuple]
+# An object's plays: one string per distinct play, its UTC hour number and identity
+# values as text joined by NUL, which no staged text holds (they are refused), so
+# distinct plays stay distinct. One short string a play keeps the tally small: a tuple
+# would keep the row's int and str objects alive too (~2.5x the memory of a big object's
+# tally, which is held to the object's end).
+Plays = set[str]
+_SEP = "\x00"
 
 
 @dataclass
@@ -311,11 +314,23 @@ class ChunkEncoder:
             ids = [list(compress(c, selected)) for c in ids]
         if None in ts or (ts and min(ts) < 0):
             keep = [ms is not None for ms in ts]
-            hours: Any = [_hour(ms) for ms in compress(ts, keep)]
+            hours: Any = [str(_hour(ms)) for ms in compress(ts, keep)]
             ids = [list(compress(c, keep)) for c in ids]
         else:
-            hours = map(floordiv, ts, repeat(HOUR_MS))
-        return set(zip(hours, *ids, strict=True))
+            hours = map(str, map(floordiv, ts, repeat(HOUR_MS)))
+        texts = [self._as_text(n, values) for n, values in zip(identity, ids, strict=True)]
+        return set(map(_SEP.join, zip(hours, *texts, strict=True)))
+
+    def _as_text(self, at: int, values: Any) -> Any:
+        """An identity column's values as text, the same whichever path decoded them."""
+        kind = self.columns[at].data_type
+        if None in values:  # "\\x00N" marks a null: no text holds a NUL
+            return [_SEP + "N" if v is None else self._as_text(at, [v])[0] for v in values]
+        if kind in TEXT_TYPES:
+            return values
+        if kind in FLOAT_TYPES:
+            return list(map(repr, map(float, values)))
+        return list(map(str, values))
 
     def _exact(self, key: str, first_line: int, lines: Sequence[bytes]) -> Chunk:
         rows, rejects = [], []
@@ -390,4 +405,5 @@ def _compile_rules(rules: TableRules, at: Mapping[str, int]) -> _Rules:
 
 def hourly_counts(plays: Plays) -> dict[int, int]:
     """Distinct plays per hour number of one object's plays."""
-    return dict(sorted(Counter(map(itemgetter(0), plays)).items()))
+    counts = Counter(map(itemgetter(0), map(methodcaller("partition", _SEP), plays)))
+    return {int(hour): count for hour, count in sorted(counts.items(), key=lambda c: int(c[0]))}
