@@ -16,6 +16,7 @@ from typing import Any
 import psycopg2
 
 from dev.local_stack.airflow_settings import environment
+from dev.local_stack.databases import drop_database
 from dev.local_stack.seed_s3 import s3_client
 from dev.local_stack.stack import HOST, PG_PASSWORD, PG_PORT, PG_USER, S3_PORT
 from sparkify.sql import identifier, read_sql
@@ -41,18 +42,7 @@ def fresh_database(name: str, with_tables: bool = True) -> str:
     admin = psycopg2.connect(dsn("sparkify"))
     admin.autocommit = True
     with admin.cursor() as cursor:
-        try:
-            cursor.execute(f"DROP DATABASE IF EXISTS {identifier(name)} WITH (FORCE)")
-        except psycopg2.errors.InsufficientPrivilege:
-            # An autovacuum worker (the superuser's, not ours to end) is in the database,
-            # and FORCE then ends nobody. End our own sessions; a plain DROP asks
-            # autovacuum to leave.
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND usename = current_user AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cursor.execute(f"DROP DATABASE IF EXISTS {identifier(name)}")
+        drop_database(cursor, identifier(name), name)
         cursor.execute(f"CREATE DATABASE {identifier(name)} OWNER {PG_USER}")
     admin.close()
     if with_tables:

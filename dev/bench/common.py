@@ -278,6 +278,7 @@ def fresh_database(name: str, with_tables: bool = True) -> str:
     """(Re)create ``bench_*`` database ``name``, with the warehouse's tables by default."""
     import psycopg2
 
+    from dev.local_stack.databases import drop_database
     from sparkify.sql import identifier, read_sql
 
     if not name.startswith("bench_"):
@@ -286,7 +287,7 @@ def fresh_database(name: str, with_tables: bool = True) -> str:
     admin.autocommit = True
     try:
         with admin.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {identifier(name)} WITH (FORCE)")
+            drop_database(cursor, identifier(name), name)
             cursor.execute(f"CREATE DATABASE {identifier(name)} OWNER {PG_USER}")
     finally:
         admin.close()

@@ -119,11 +119,13 @@ def drop_database(database: str) -> None:
 
     if database == DATABASE:
         raise ValueError(f"refusing to drop the shared metadata database {database!r}")
+    from dev.local_stack.databases import drop_database as drop
+
     conn = psycopg2.connect(_dsn("postgres"))
     conn.autocommit = True
     try:
         with conn.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {_quoted(database)} WITH (FORCE)")
+            drop(cursor, _quoted(database), database)
     finally:
         conn.close()
 
