@@ -146,6 +146,29 @@ def _s3_server_cpu_seconds() -> float | None:
         return None
 
 
+def warm_objects(client: Any, keys_by_bucket: dict[str, Sequence[str]]) -> float:
+    """Read every object the runs will read once, untimed; returns the seconds it took.
+
+    The local S3 API spools big objects to temporary files: the first reader after the
+    page cache lost them waits for the disk (run 1 of (a) took 76 s where its others took
+    20-28 s, its CPU unchanged), and run 1 always starts with the same method.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = time.perf_counter()
+
+    def read(bucket_key: tuple[str, str]) -> None:
+        bucket, key = bucket_key
+        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        for _ in body.iter_chunks(1 << 20):
+            pass
+
+    wanted = sorted({(b, k) for b, keys in keys_by_bucket.items() for k in keys})
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(read, wanted))
+    return time.perf_counter() - started
+
+
 def run_method(job: dict[str, Any], env: dict[str, str], log_path: Path) -> dict[str, Any]:
     """One run of one method in a fresh process; its result (see dev.bench.methods.run_job)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -331,10 +354,13 @@ def run_benchmark(config: Config, log=print) -> dict[str, Any]:
                 keys = sample_keys(item.keys, limit)
                 bucket = ensure_sample_bucket(client, item.bucket, keys, log)
             jobs[method] = (keys, bucket)
+        warmed = warm_objects(client, {bucket: keys for keys, bucket in jobs.values()})
         log(
             f"\n{dataset.name}: {len(item.keys):,} objects, {item.total_bytes / 1e6:,.1f} MB, "
-            f"{item.rows:,} rows -> {dataset.table}"
+            f"{item.rows:,} rows -> {dataset.table} (every object read once first, untimed: "
+            f"{warmed:.1f} s)"
         )
+        doc["datasets"][-1]["warm_read_seconds"] = warmed
         runs: dict[str, list[dict[str, Any]]] = {m: [] for m in config.methods}
         for index in range(config.runs):
             shift = index % len(config.methods)

@@ -70,6 +70,7 @@ def test_every_dataset_and_method_has_the_documented_fields(results):
                 assert isinstance(entry[name], kind), (dataset["name"], method, name)
             assert entry["runs"] == 1 and len(entry["seconds"]) == 1
         assert by_method["d"]["ratio_to_floor"] == 1.0
+        assert dataset["warm_read_seconds"] > 0  # every object read once before the runs
 
 
 @pytest.mark.stack
