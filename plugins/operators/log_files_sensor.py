@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 class SharedClientS3Hook(S3Hook):
     """An S3Hook whose boto3 client is the process's shared one for its connection
-    (``aws_connection.s3_client``, which staging uses too) when nothing overrides the
-    connection's region, SSL verification or botocore config. A new client costs
+    (``aws_connection.s3_client``, cached per connection and pool size: every run's
+    sensor gets the same) when nothing overrides the connection's region, SSL
+    verification or botocore config. A new client costs
     0.1-0.3 s (botocore's service models, and the hook's user agent, which walks the stack
     with ``inspect.stack()``): more than a poke, and paid by every run's sensor."""
 
