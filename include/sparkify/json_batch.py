@@ -98,9 +98,8 @@ class _Layout:
         if lead and trailing and all(c.name in tail for c in trailing):
             self.suffix = tuple(tail[c.name] for c in trailing)
         width = lead if self.suffix is not None else len(encoder.columns)
-        for n, column in enumerate(encoder.columns[:width]):
+        for n, (column, key) in enumerate(zip(encoder.columns[:width], read, strict=False)):
             attr = f"c{n}"
-            key = None if column.name in tail else by_lower.get(column.name)
             if key is not None:
                 fields.append((attr, encoder.field_types[n], msgspec.field(name=key)))
                 continue

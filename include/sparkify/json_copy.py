@@ -74,7 +74,7 @@ def copy_objects(
     table_sql: str,
     columns: Sequence[Column],
     keys: Sequence[str],
-    read_lines: Callable[[str], Iterable[bytes]],
+    read_blocks: Callable[[str], Iterable[bytes]],
     max_workers: int = 32,
     rejects: RejectCollector | None = None,
     rules: TableRules | None = None,
@@ -91,7 +91,7 @@ def copy_objects(
     :param table_sql: the validated, quoted target table.
     :param columns: its columns (``staging_tables.table_columns``).
     :param keys: the objects to load.
-    :param read_lines: fetches one object and yields it as blocks of whole lines, each
+    :param read_blocks: fetches one object and yields it as blocks of whole lines, each
         one or more lines joined by ``\n`` (``s3_objects.line_blocks``; a single line is
         a block); runs in worker threads.
     :param max_workers: objects fetched at once.
@@ -105,7 +105,7 @@ def copy_objects(
     encoder = ChunkEncoder(columns, rules, constants)
     count = default_processes() if processes is None else processes
     spawn = _WorkerSpawn(count, list(columns), rules, dict(constants or {}))
-    load = _Load(encoder, keys, read_lines, max_workers, rejects, spawn)
+    load = _Load(encoder, keys, read_blocks, max_workers, rejects, spawn)
     column_sql = ", ".join(f'"{c.name}"' for c in encoder.columns)
     statement = f"COPY {table_sql} ({column_sql}) FROM STDIN (FORMAT BINARY)"
     # With workers, the thread reading their answers gets the GIL back within
@@ -159,12 +159,12 @@ class _Load:
         self,
         encoder: ChunkEncoder,
         keys: Sequence[str],
-        read_lines: Callable[[str], Iterable[bytes]],
+        read_blocks: Callable[[str], Iterable[bytes]],
         max_workers: int,
         rejects: RejectCollector | None,
         spawn: _WorkerSpawn,
     ) -> None:
-        self.encoder, self.keys, self.read_lines = encoder, keys, read_lines
+        self.encoder, self.keys, self.read_blocks = encoder, keys, read_blocks
         self.max_workers, self.rejects, self.spawn = max_workers, rejects, spawn
         self.workers: list = []  # started once the load proves big enough for them
         self._routed = 0  # bytes of lines routed so far
@@ -206,7 +206,7 @@ class _Load:
         lines = 0  # in blocks
         held = False
         try:
-            for block in self.read_lines(key):
+            for block in self.read_blocks(key):
                 blocks.append(block)
                 lines += block.count(b"\n") + 1
                 if lines < CHUNK_LINES:

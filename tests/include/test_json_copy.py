@@ -197,7 +197,7 @@ def copy(
     objects: dict[str, bytes],
     keys: Iterable[str] | None = None,
     max_workers: int = 8,
-    read_lines: Callable[[str], Iterable[bytes]] | None = None,
+    read_blocks: Callable[[str], Iterable[bytes]] | None = None,
     rejects: RejectCollector | None = None,
     processes: int = 0,
     columns: list[Column] = COLUMNS,
@@ -205,7 +205,7 @@ def copy(
 ) -> dict:
     """copy_objects over ``objects`` (read through a fake S3 client) under a timeout."""
     keys = list(objects) if keys is None else list(keys)
-    read = read_lines or line_blocks(FakeS3Client({BUCKET: objects}), BUCKET)
+    read = read_blocks or line_blocks(FakeS3Client({BUCKET: objects}), BUCKET)
     options = {"max_workers": max_workers, "rejects": rejects, "constants": constants}
     start_bytes = json_copy.WORKER_START_BYTES
     json_copy.WORKER_START_BYTES = 0  # the child starts at once, however small the test
@@ -310,12 +310,12 @@ def test_an_error_reading_an_object_propagates_unchanged():
     read = line_blocks(client, BUCKET)
     failure = ConnectionError("read timeout on log_data/2018/11/0010.json")
 
-    def read_lines(key: str):
+    def read_blocks(key: str):
         if key.endswith("0010.json"):
             raise failure
         return read(key)
 
-    box = copy(FakeCursor(), objects, read_lines=read_lines)
+    box = copy(FakeCursor(), objects, read_blocks=read_blocks)
     assert box.get("error") is failure
 
 
