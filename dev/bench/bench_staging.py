@@ -47,6 +47,7 @@ from dev.bench.common import (
     s3_client,
     sample_keys,
 )
+from dev.bench.cpu import MachineCpu, process_cpu_seconds, tree_cpu_seconds
 from dev.bench.methods import METHOD_LABELS, METHOD_NAMES
 from dev.local_stack.processes import read_pid_file
 from dev.local_stack.stack import STATE_DIR
@@ -133,17 +134,31 @@ class Config:
 # --------------------------------------------------------------------------- one run
 
 
-def _s3_server_cpu_seconds() -> float | None:
-    """CPU time the local S3 API (moto) has used so far, from /proc; None if unknown."""
+def _s3_server_pid() -> int | None:
+    """The local S3 API's (moto's) PID, from its pid file; None if unknown."""
     try:
         record = read_pid_file(STATE_DIR / "s3" / "moto.pid")  # JSON: pid, start time, port
-        if record is None:
-            return None
-        pid = record.pid
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return None
+    return None if record is None else record.pid
+
+
+def _postmaster_pid() -> int | None:
+    """The local PostgreSQL's postmaster PID (``postmaster.pid``'s first line)."""
+    try:
+        pid_file = (STATE_DIR / "postgres").resolve() / "data" / "postmaster.pid"
+        return int(pid_file.read_text().splitlines()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _server_cpu_seconds() -> dict[str, float | None]:
+    """CPU time so far of the S3 API and of the whole PostgreSQL server."""
+    s3, postgres = _s3_server_pid(), _postmaster_pid()
+    return {
+        "s3": None if s3 is None else process_cpu_seconds(s3),
+        "postgres": None if postgres is None else tree_cpu_seconds(postgres),
+    }
 
 
 def warm_objects(client: Any, keys_by_bucket: dict[str, Sequence[str]]) -> float:
@@ -175,7 +190,7 @@ def run_method(job: dict[str, Any], env: dict[str, str], log_path: Path) -> dict
     result_path = log_path.with_suffix(".json")
     result_path.unlink(missing_ok=True)
     job = {**job, "result_path": str(result_path)}
-    cpu_before = _s3_server_cpu_seconds()
+    cpu_before, machine_before = _server_cpu_seconds(), MachineCpu.read()
     load_average = os.getloadavg()[0]
     with open(log_path, "w", encoding="utf-8") as out:
         code = subprocess.run(
@@ -185,15 +200,23 @@ def run_method(job: dict[str, Any], env: dict[str, str], log_path: Path) -> dict
             stdout=out,
             stderr=subprocess.STDOUT,
         ).returncode
-    cpu_after = _s3_server_cpu_seconds()
+    # The job's backend ends with its connection: give the postmaster a moment to reap
+    # it, so that its CPU time is in the postmaster's children's.
+    time.sleep(0.2)
+    cpu_after, machine = _server_cpu_seconds(), MachineCpu.read()
     if code != 0 or not result_path.exists():
         tail = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
         raise RuntimeError(f"method ({job['method']}) failed with exit code {code}:\n{tail}")
     result = json.loads(result_path.read_text())
     # Other processes on the machine slow the runs down: keep the 1-minute load average.
     result["load_average"] = load_average
-    if cpu_before is not None and cpu_after is not None:
-        result["s3_server_cpu_seconds"] = cpu_after - cpu_before
+    for name in ("s3", "postgres"):
+        before, after = cpu_before[name], cpu_after[name]
+        if before is not None and after is not None:
+            result[f"{name}_server_cpu_seconds"] = after - before
+    # How busy all the cores were, this run's processes and everyone else's: near 1, the
+    # machine is the limit; near 1 / cores, one process (and its GIL) is.
+    result["machine_busy_share"] = machine.busy_share_since(machine_before)
     return result
 
 
@@ -213,7 +236,10 @@ def summarize(
     seconds = [r["seconds"] for r in runs]
     measured = _median(seconds)
     whole = measured * prepared.rows / expected if sampled else measured
-    cpu = [r["s3_server_cpu_seconds"] for r in runs if "s3_server_cpu_seconds" in r]
+
+    def known(name: str) -> list[float]:
+        return [r[name] for r in runs if r.get(name) is not None]
+
     return {
         "method": method,
         "name": METHOD_NAMES[method],
@@ -238,7 +264,9 @@ def summarize(
         "rows_verified": all(r["rows"] == expected for r in runs),
         "rows_match_floor": None,
         "cpu_seconds": _median([r["cpu_seconds"] for r in runs]),
-        "s3_server_cpu_seconds": _median(cpu),
+        "s3_server_cpu_seconds": _median(known("s3_server_cpu_seconds")),
+        "postgres_server_cpu_seconds": _median(known("postgres_server_cpu_seconds")),
+        "machine_busy_share": _median(known("machine_busy_share")),
         "load_average": [r["load_average"] for r in runs],
     }
 
@@ -419,6 +447,11 @@ def _num(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _percent(result: dict[str, Any]) -> str:
+    share = result.get("machine_busy_share")
+    return "-" if share is None else f"{share:.0%}"
+
+
 def _load_range(doc: dict[str, Any]) -> str:
     results = [r for by_method in doc["results"].values() for r in by_method.values()]
     loads = [x for r in results for x in r["load_average"]]
@@ -434,13 +467,15 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "",
         "Seconds are the median of the runs for the whole dataset; `~` marks a time "
         "extrapolated (by rows) from a sample of the objects. x floor compares with (d) "
-        "measured in the same invocation. CPU s: the loading process (all threads) and "
-        "the local S3 API server during the load (medians, measured, not extrapolated). "
+        "measured in the same invocation. CPU s: the loading process (all threads), "
+        "the local S3 API server and the PostgreSQL server (backends and background "
+        "processes) during the load (medians, measured, not extrapolated); machine busy: "
+        "the share of all cores' time in use during the load, by anyone (median). "
         f"1-minute load average before the runs: {_load_range(doc)}.",
         "",
         "| dataset | method | seconds | rows | rows/s | peak RSS MB | x floor | runs "
-        "| CPU s: proc / S3 API | note |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| CPU s: proc / S3 API / PostgreSQL | machine busy | note |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     by_name = {d["name"]: d for d in doc["datasets"]}
     for name, results in doc["results"].items():
@@ -462,7 +497,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
                 f"| {title} | ({method}) {r['name']} | {mark}{_num(r['median_seconds'], 2)} "
                 f"| {r['rows']:,} | {mark}{_num(r['rows_per_second'], 0)} "
                 f"| {_num(r['peak_rss_mb'], 0)} | {mark}{_num(r['ratio_to_floor'], 2)} "
-                f"| {r['runs']} | {_num(r['cpu_seconds'])} / {_num(r['s3_server_cpu_seconds'])} "
+                f"| {r['runs']} | {_num(r['cpu_seconds'])} / {_num(r['s3_server_cpu_seconds'])}"
+                f" / {_num(r.get('postgres_server_cpu_seconds'))} | {_percent(r)} "
                 f"| {'; '.join(notes)} |"
             )
             title = ""

@@ -69,6 +69,9 @@ def test_every_dataset_and_method_has_the_documented_fields(results):
             for name, kind in ENTRY_FIELDS.items():
                 assert isinstance(entry[name], kind), (dataset["name"], method, name)
             assert entry["runs"] == 1 and len(entry["seconds"]) == 1
+            # the COPY's backend works for every load; all cores' busy share is a share
+            assert entry["postgres_server_cpu_seconds"] > 0, (dataset["name"], method)
+            assert 0 < entry["machine_busy_share"] <= 1, (dataset["name"], method)
         assert by_method["d"]["ratio_to_floor"] == 1.0
         assert dataset["warm_read_seconds"] > 0  # every object read once before the runs
 
