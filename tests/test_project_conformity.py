@@ -195,3 +195,17 @@ def test_astro_project_layout():
                  ".astro/test_dag_integrity_default.py", "README.md"):  # fmt: skip
         if not (in_image() and path in NOT_IN_IMAGE):
             assert (ROOT / path).exists(), path
+
+
+@pytest.mark.parametrize("file_type", ["parquet", "ndjson", "csv"])
+def test_astro_sdks_file_types_work_with_the_locked_packages(tmp_path, file_type):
+    """A pin that installs but cannot import (pyarrow 26 wants NumPy 2, which pandas 2.1
+    cannot take) only shows when astro-sdk reads or writes such a file: do it here."""
+    import pandas as pd
+    from astro.constants import FileType
+    from astro.files import File
+
+    frame = pd.DataFrame({"user_id": [1, 2], "level": ["free", "paid"]})
+    file = File(str(tmp_path / f"users.{file_type}"), filetype=FileType(file_type))
+    file.create_from_dataframe(frame)
+    assert file.export_to_dataframe().to_dict("list") == frame.to_dict("list")
