@@ -113,7 +113,7 @@ def backfill_environment(
     at 16 task instances of the DAG queued or running (``max_active_tasks_per_dag``,
     which the DAG leaves to the configuration), and the DebugExecutor runs at most
     ``parallelism`` (32) of the queued ones per pass: 30 daily runs of 12 tasks took 23
-    passes, with ``PASS_LIMIT`` they take 8 (one per level of the task graph). The
+    passes, with ``PASS_LIMIT`` they take 7 (one per level of the task graph). The
     cluster policy of ``backfill_settings/`` takes the retries away (a failed task fails
     its run at once) and, under the DebugExecutor, the per-task caps that cannot matter
     when tasks run one at a time (``create_tables``' one at a time would otherwise cost a

@@ -108,9 +108,15 @@ def test_create_tables_runs_one_at_a_time_across_runs(dag_bag):
 def test_setup_and_teardown_frame_the_run(dag_bag):
     dag = dag_bag.dags["sparkify_etl"]
     downstream = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
-    assert downstream["snapshot_row_counts"] == ["create_tables", "write_run_report"]
-    assert downstream["create_tables"] == ["stage_songs", "wait_for_log_file"]
+    assert downstream["snapshot_row_counts"] == [
+        "create_tables",
+        "wait_for_log_file",
+        "write_run_report",
+    ]
+    # The sensor waits while the tables are created; the loads need both.
+    assert downstream["create_tables"] == ["stage_events", "stage_songs"]
     assert downstream["wait_for_log_file"] == ["stage_events"]
+    assert dag.get_task("stage_events").upstream_task_ids == {"create_tables", "wait_for_log_file"}
     assert downstream["run_data_quality_checks"] == ["write_run_report"]
     # The report runs after everything, whatever the outcome, with one edge: a teardown
     # of the row-count snapshot (its "before" counts), not a leaf wired to every task.
