@@ -49,8 +49,7 @@ from dev.bench.common import (
 )
 from dev.bench.cpu import MachineCpu, process_cpu_seconds, tree_cpu_seconds
 from dev.bench.methods import METHOD_LABELS, METHOD_NAMES
-from dev.local_stack.processes import read_pid_file
-from dev.local_stack.stack import STATE_DIR
+from dev.local_stack.stack import postgres_status, s3_status
 
 RESULTS_DIR = PROJECT_ROOT / "dev" / "bench" / "results"
 FLOOR = "d"
@@ -134,27 +133,10 @@ class Config:
 # --------------------------------------------------------------------------- one run
 
 
-def _s3_server_pid() -> int | None:
-    """The local S3 API's (moto's) PID, from its pid file; None if unknown."""
-    try:
-        record = read_pid_file(STATE_DIR / "s3" / "moto.pid")  # JSON: pid, start time, port
-    except (OSError, ValueError):
-        return None
-    return None if record is None else record.pid
-
-
-def _postmaster_pid() -> int | None:
-    """The local PostgreSQL's postmaster PID (``postmaster.pid``'s first line)."""
-    try:
-        pid_file = (STATE_DIR / "postgres").resolve() / "data" / "postmaster.pid"
-        return int(pid_file.read_text().splitlines()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _server_cpu_seconds() -> dict[str, float | None]:
-    """CPU time so far of the S3 API and of the whole PostgreSQL server."""
-    s3, postgres = _s3_server_pid(), _postmaster_pid()
+    """CPU time so far of the S3 API and of the whole PostgreSQL server (the postmaster's
+    tree), each found as ``make stop`` finds it; None for one that is not running."""
+    s3, postgres = s3_status().pid, postgres_status().pid
     return {
         "s3": None if s3 is None else process_cpu_seconds(s3),
         "postgres": None if postgres is None else tree_cpu_seconds(postgres),
